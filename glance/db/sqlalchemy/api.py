@@ -1,0 +1,332 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The queries of the scrubber, through oslo.db's enginefacade.
+
+Only what the scrubber needs lives here: page through the queue of
+eligible images with their pending_delete locations, read one image's
+status, record what a scrub deleted, and restore an image. Every public
+function is one transaction, retried by oslo.db on deadlock and on a
+dropped connection.
+"""
+
+import contextlib
+import dataclasses
+import threading
+
+from oslo_config import cfg
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exception
+from oslo_db.sqlalchemy import enginefacade
+from oslo_utils import timeutils
+import sqlalchemy as sa
+from sqlalchemy import sql
+
+from glance.common import exception
+from glance.db.sqlalchemy import models
+from glance.i18n import _
+
+PENDING_DELETE = 'pending_delete'
+DELETED = 'deleted'
+ACTIVE = 'active'
+
+_facade_lock = threading.Lock()
+_facade = None
+_url = None
+
+retry_on_db_error = oslo_db_api.wrap_db_retry(
+    max_retries=5, retry_interval=0.5, inc_retry_interval=True,
+    retry_on_deadlock=True, retry_on_disconnect=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingLocation:
+    """One pending_delete location of an image: a store URL to delete."""
+
+    id: int
+    url: str
+    metadata: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingImage:
+    """An eligible image with its pending_delete locations, in order."""
+
+    id: str
+    size: int
+    locations: tuple
+
+
+def configure(connection=None, **engine_options):
+    """Point the API at a database; read once at start.
+
+    :param connection: an SQLAlchemy URL; None keeps ``[database]
+        connection`` from the configuration.
+    :param engine_options: further oslo.db engine options
+        (``max_pool_size``, ...).
+    """
+    global _facade, _url
+    facade = enginefacade.transaction_context()
+    options = dict(engine_options)
+    if connection is not None:
+        options['connection'] = connection
+    if options:
+        facade.configure(**options)
+    with _facade_lock:
+        old, _facade = _facade, facade
+        _url = connection or cfg.CONF.database.connection
+    if old is not None:
+        _dispose(old)
+
+
+def reset():
+    """Forget the configured database and close its connections."""
+    global _facade
+    with _facade_lock:
+        old, _facade = _facade, None
+    if old is not None:
+        _dispose(old)
+
+
+def _dispose(facade):
+    try:
+        facade.writer.get_engine().dispose()
+    except Exception:  # noqa: BLE001 - the engine may never have started
+        pass
+
+
+def _get_facade():
+    with _facade_lock:
+        if _facade is None:
+            raise RuntimeError('glance.db.sqlalchemy.api is not configured')
+        return _facade
+
+
+def get_engine():
+    """Return the writer engine (for schema checks and migrations)."""
+    return _get_facade().writer.get_engine()
+
+
+def _reader(context):
+    return _get_facade().reader.using(context)
+
+
+def _writer(context):
+    return _get_facade().writer.using(context)
+
+
+def safe_url():
+    """The configured database URL with its password masked."""
+    try:
+        return sa.engine.make_url(_url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as such
+        return '<malformed URL>'
+
+
+@contextlib.contextmanager
+def database_errors():
+    """Turn a failure to reach or use the database into one clear error."""
+    try:
+        yield
+    except (db_exception.DBError, sa.exc.SQLAlchemyError, ImportError,
+            ValueError) as error:
+        raise exception.DatabaseUnavailable(url=safe_url(),
+                                            reason=_describe(error))
+
+
+def _describe(error):
+    cause = getattr(error, 'inner_exception', None) or error
+    cause = getattr(cause, 'orig', None) or cause
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
+
+
+def check_schema(context):
+    """Fail with one clear error when the database cannot serve the queue.
+
+    One cheap query per table the scrubber reads, so that a wrong or
+    unreachable ``connection`` is reported at start, before any store is
+    touched.
+
+    :raises DatabaseUnavailable: the database cannot be reached or has no
+        glance schema.
+    """
+    with database_errors(), _reader(context) as session:
+        for table in (models.Image, models.ImageLocation):
+            session.execute(sa.select(table.id).limit(1)).all()
+
+
+@retry_on_db_error
+def list_pending_delete_images(context, deleted_before, marker=None,
+                               limit=100):
+    """Return one page of eligible images, with their locations.
+
+    An image is eligible when its status is pending_delete, it is
+    soft-deleted and it was deleted at or before *deleted_before*. Only
+    its pending_delete locations are returned, ordered by location id. An
+    eligible image whose locations were all deleted already (an earlier
+    pass was interrupted before recording the image) is returned with no
+    locations, so that it is finished rather than stranded.
+
+    Images of every visibility are eligible. The page is ordered by image
+    id and starts after *marker*; it is read in one round trip.
+
+    :returns: a list of PendingImage, at most *limit* long.
+    """
+    image = models.Image
+    location = models.ImageLocation
+    page = (sa.select(image.id, image.size)
+            .where(image.status == PENDING_DELETE,
+                   image.deleted == sql.true(),
+                   image.deleted_at <= deleted_before))
+    if marker is not None:
+        page = page.where(image.id > marker)
+    page = page.order_by(image.id).limit(limit).subquery('page')
+    query = (sa.select(page.c.id, page.c.size, location.id, location.value,
+                       location.meta_data)
+             .select_from(page.outerjoin(
+                 location, sa.and_(location.image_id == page.c.id,
+                                   location.status == PENDING_DELETE)))
+             .order_by(page.c.id, location.id))
+    with _reader(context) as session:
+        rows = session.execute(query).all()
+    return _group_rows(rows)
+
+
+def _group_rows(rows):
+    images = []
+    current_id, size, locations = None, None, []
+    for image_id, image_size, loc_id, url, metadata in rows:
+        if image_id != current_id:
+            if current_id is not None:
+                images.append(PendingImage(current_id, size,
+                                           tuple(locations)))
+            current_id, size, locations = image_id, image_size or 0, []
+        if loc_id is not None:
+            locations.append(PendingLocation(loc_id, url, metadata or {}))
+    if current_id is not None:
+        images.append(PendingImage(current_id, size, tuple(locations)))
+    return images
+
+
+@retry_on_db_error
+def get_image_status(context, image_id):
+    """Return the status of an image, or None when there is no such row."""
+    query = sa.select(models.Image.status).where(models.Image.id == image_id)
+    with _reader(context) as session:
+        return session.execute(query).scalar_one_or_none()
+
+
+@retry_on_db_error
+def record_scrub(context, image_id, deleted_location_ids, image_done):
+    """Record what a scrub of one image deleted, in one transaction.
+
+    Each location in *deleted_location_ids* whose data is gone is marked
+    deleted. When *image_done*, the image moves from pending_delete to
+    deleted, but only if it is still pending_delete and none of its
+    locations is (compare-and-set: an image restored meanwhile stays
+    restored).
+
+    :returns: True when the image was marked deleted.
+    """
+    now = timeutils.utcnow()
+    with _writer(context) as session:
+        if deleted_location_ids:
+            _mark_locations_deleted(session, image_id, deleted_location_ids,
+                                    now)
+        if not image_done:
+            return False
+        return _finish_image(session, image_id, now)
+
+
+def _mark_locations_deleted(session, image_id, location_ids, now):
+    location = models.ImageLocation
+    session.execute(
+        sa.update(location)
+        .where(location.id.in_(list(location_ids)),
+               location.image_id == image_id,
+               location.status == PENDING_DELETE)
+        .values(status=DELETED, deleted=True, updated_at=now,
+                deleted_at=sa.func.coalesce(location.deleted_at, now))
+        .execution_options(synchronize_session=False))
+
+
+def _finish_image(session, image_id, now):
+    image = models.Image
+    location = models.ImageLocation
+    pending_locations = (sa.select(location.id)
+                         .where(location.image_id == image_id,
+                                location.status == PENDING_DELETE)
+                         .exists())
+    result = session.execute(
+        sa.update(image)
+        .where(image.id == image_id,
+               image.status == PENDING_DELETE,
+               ~pending_locations)
+        .values(status=DELETED, updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+@retry_on_db_error
+def restore_image(context, image_id):
+    """Bring a pending_delete image back to active, with its locations.
+
+    The image becomes active and not deleted, and each of its
+    pending_delete locations becomes active and not deleted, so its data
+    can be downloaded again.
+
+    :returns: the number of locations restored.
+    :raises NotFound: there is no such image.
+    :raises Conflict: the image is not pending_delete, or none of its data
+        is left to restore.
+    """
+    now = timeutils.utcnow()
+    with _writer(context) as session:
+        status = session.execute(
+            sa.select(models.Image.status)
+            .where(models.Image.id == image_id)
+            .with_for_update()).scalar_one_or_none()
+        if status is None:
+            raise exception.NotFound(image_id=image_id)
+        if status != PENDING_DELETE:
+            raise exception.Conflict(image_id=image_id, status=status)
+        restored = _restore_locations(session, image_id, now)
+        if not restored:
+            raise exception.Conflict(
+                _no_data_message(image_id), image_id=image_id, status=status)
+        session.execute(
+            sa.update(models.Image)
+            .where(models.Image.id == image_id,
+                   models.Image.status == PENDING_DELETE)
+            .values(status=ACTIVE, deleted=False, deleted_at=None,
+                    updated_at=now)
+            .execution_options(synchronize_session=False))
+        return restored
+
+
+def _restore_locations(session, image_id, now):
+    location = models.ImageLocation
+    result = session.execute(
+        sa.update(location)
+        .where(location.image_id == image_id,
+               location.status == PENDING_DELETE)
+        .values(status=ACTIVE, deleted=False, deleted_at=None,
+                updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def _no_data_message(image_id):
+    return _("Image %s has no pending_delete location left: its data was "
+             "already scrubbed, so it cannot be restored.") % image_id
+
