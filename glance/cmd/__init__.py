@@ -9,3 +9,50 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
+
+"""Command line entry points.
+
+Importing this package picks the process's concurrency backend, before
+anything else is imported, from the ``OS_GLANCE_SCRUBBER_BACKEND``
+environment variable:
+
+* ``eventlet`` (the default): the process is monkey patched and images
+  are scrubbed by green threads (``futurist.GreenThreadPoolExecutor``);
+* ``threading``: no monkey patching; images are scrubbed by native
+  threads (``futurist.ThreadPoolExecutor``).
+
+The choice is made once per process and applies to oslo.service too.
+"""
+
+import os
+import sys
+
+BACKEND_VARIABLE = 'OS_GLANCE_SCRUBBER_BACKEND'
+BACKENDS = ('eventlet', 'threading')
+DEFAULT_BACKEND = 'eventlet'
+
+
+def _selected_backend():
+    value = os.environ.get(BACKEND_VARIABLE, '').strip().lower()
+    if not value:
+        return DEFAULT_BACKEND
+    if value not in BACKENDS:
+        sys.exit('%s=%s is not a concurrency backend: use one of %s'
+                 % (BACKEND_VARIABLE, value, ', '.join(BACKENDS)))
+    return value
+
+
+BACKEND = _selected_backend()
+
+if BACKEND == 'eventlet':
+    import warnings
+    # eventlet warns on import that it is deprecated; the operator chose it
+    # knowingly, and the threading backend is the way off it.
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        import eventlet
+    eventlet.monkey_patch()
+
+from oslo_service import backend as service_backend  # noqa: E402
+
+service_backend.init_backend(service_backend.BackendType(BACKEND))

@@ -27,6 +27,7 @@ from oslo_config import cfg
 from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exception
 from oslo_db.sqlalchemy import enginefacade
+from oslo_serialization import jsonutils
 from oslo_utils import timeutils
 import sqlalchemy as sa
 from sqlalchemy import sql
@@ -50,11 +51,27 @@ retry_on_db_error = oslo_db_api.wrap_db_retry(
 
 @dataclasses.dataclass(frozen=True)
 class PendingLocation:
-    """One pending_delete location of an image: a store URL to delete."""
+    """One pending_delete location of an image: a store URL to delete.
+
+    ``meta_data`` is kept as the JSON text the row holds and parsed by
+    ``store_name()``, so that one corrupt row fails its own image only.
+    """
 
     id: int
     url: str
-    metadata: dict
+    meta_data: str = None
+
+    def store_name(self):
+        """The backend named in the location's metadata, or None.
+
+        :raises ValueError: the metadata is not a JSON object.
+        """
+        if not self.meta_data:
+            return None
+        metadata = jsonutils.loads(self.meta_data)
+        if not isinstance(metadata, dict):
+            raise ValueError(_('location metadata is not a JSON object'))
+        return metadata.get('store')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,8 +208,9 @@ def list_pending_delete_images(context, deleted_before, marker=None,
     if marker is not None:
         page = page.where(image.id > marker)
     page = page.order_by(image.id).limit(limit).subquery('page')
+    raw_metadata = sa.type_coerce(location.meta_data, sa.Text)
     query = (sa.select(page.c.id, page.c.size, location.id, location.value,
-                       location.meta_data)
+                       raw_metadata)
              .select_from(page.outerjoin(
                  location, sa.and_(location.image_id == page.c.id,
                                    location.status == PENDING_DELETE)))
@@ -212,7 +230,7 @@ def _group_rows(rows):
                                            tuple(locations)))
             current_id, size, locations = image_id, image_size or 0, []
         if loc_id is not None:
-            locations.append(PendingLocation(loc_id, url, metadata or {}))
+            locations.append(PendingLocation(loc_id, url, metadata))
     if current_id is not None:
         images.append(PendingImage(current_id, size, tuple(locations)))
     return images

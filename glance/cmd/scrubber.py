@@ -1,0 +1,214 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""glance-scrubber: reclaim the data of images deleted with delayed_delete.
+
+Runs one scrub pass and exits (for cron or a systemd timer), runs as a
+daemon with ``--daemon``, or restores one image with ``--restore``.
+
+Exit codes: 0 done, every eligible image scrubbed; 1 some images could
+not be scrubbed (they stay pending_delete for the next pass); 2 refused:
+bad configuration or request, nothing was deleted; 3 --restore refused
+because a scrub pass is running.
+"""
+
+from importlib import metadata as importlib_metadata
+import signal
+import sys
+
+from glance import cmd as glance_cmd
+
+from oslo_concurrency import lockutils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_service import service
+
+from glance.common import config
+from glance.common import crypt
+from glance.common import exception
+from glance import context
+from glance.db.sqlalchemy import api as db_api
+from glance.i18n import _
+from glance import scrubber
+
+CONF = cfg.CONF
+LOG = logging.getLogger('glance.scrubber')
+
+EXIT_OK = 0
+EXIT_IMAGES_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_BUSY = 3
+
+
+def register_opts(conf):
+    import glance_store
+    config.register_opts(conf)
+    scrubber.register_opts(conf)
+    scrubber.register_cli_opts(conf)
+    logging.register_options(conf)
+    glance_store.register_opts(conf)
+    lockutils.set_defaults(lock_path=None)
+
+
+def _known_store_types():
+    # Entry point names only: loading every driver would import the
+    # optional libraries of stores this deployment does not use.
+    return {entry_point.name for entry_point in
+            importlib_metadata.entry_points(group='glance_store.drivers')}
+
+
+def _check_store_types(conf):
+    known = _known_store_types()
+    if conf.enabled_backends:
+        wanted = {'%s:%s' % item: item[1]
+                  for item in conf.enabled_backends.items()}
+        option = 'enabled_backends'
+    else:
+        wanted = {name: name for name in conf.glance_store.stores}
+        option = '[glance_store] stores'
+    unknown = sorted(name for name, kind in wanted.items()
+                     if kind not in known)
+    if unknown:
+        raise exception.InvalidConfiguration(
+            reason=_('%(option)s names unknown store types: %(names)s')
+            % {'option': option, 'names': ', '.join(unknown)})
+
+
+def setup_stores(conf):
+    """Load the store drivers; fail on an unknown store before any delete.
+
+    :returns: True when multiple backends (``enabled_backends``) are on.
+    """
+    import glance_store
+    _check_store_types(conf)
+    try:
+        if conf.enabled_backends:
+            glance_store.register_store_opts(conf)
+            glance_store.create_multi_stores(conf)
+            glance_store.verify_store()
+            return True
+        glance_store.create_stores(conf)
+        glance_store.verify_default_store()
+        return False
+    except (RuntimeError, glance_store.exceptions.GlanceStoreException,
+            glance_store.exceptions.BackendException) as error:
+        raise exception.InvalidConfiguration(reason=str(error))
+
+
+def read_settings(conf):
+    """Read and check, once, every option the command needs.
+
+    :raises InvalidConfiguration: a value is missing or out of range.
+    """
+    try:
+        settings = {
+            'daemon': conf.daemon,
+            'restore': conf.restore,
+            'pool_size': conf.scrub_pool_size,
+            'scrub_time': conf.scrub_time,
+            'wakeup_time': conf.wakeup_time,
+            'encryption_key': conf.metadata_encryption_key,
+            'lock_path': conf.oslo_concurrency.lock_path,
+        }
+    except (cfg.Error, ValueError) as error:
+        raise exception.InvalidConfiguration(reason=str(error))
+    if settings['daemon'] and settings['restore']:
+        raise exception.InvalidConfiguration(
+            reason=_('--restore cannot be combined with --daemon'))
+    if not settings['lock_path']:
+        raise exception.InvalidConfiguration(
+            reason=_('[oslo_concurrency] lock_path is not set: scrub '
+                     'passes and --restore share a lock file there'))
+    if settings['encryption_key']:
+        try:
+            crypt.validate_key(settings['encryption_key'])
+        except ValueError as error:
+            raise exception.InvalidConfiguration(reason=str(error))
+    return settings
+
+
+def build_scrubber(admin_context, settings, multistore):
+    deleter = scrubber.StoreDeleter(admin_context, multistore=multistore,
+                                    encryption_key=settings['encryption_key'])
+    return scrubber.Scrubber(
+        admin_context, scrubber.Worker(admin_context, deleter),
+        scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],
+        settings['scrub_time'], settings['lock_path'])
+
+
+def restore(admin_context, image_id, lock_path):
+    try:
+        count = scrubber.restore(admin_context, image_id, lock_path)
+    except exception.ScrubberBusy as error:
+        _fail(error)
+        return EXIT_BUSY
+    except (exception.NotFound, exception.Conflict) as error:
+        _fail(error)
+        return EXIT_REFUSED
+    print(_('Image %(id)s restored to active with %(count)d locations.')
+          % {'id': image_id, 'count': count})
+    return EXIT_OK
+
+
+def run_once(the_scrubber):
+    def stop(signum, frame):
+        LOG.info('Signal %d: finishing the images in flight', signum)
+        the_scrubber.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    summary = the_scrubber.run_once()
+    return EXIT_IMAGES_FAILED if summary.failed else EXIT_OK
+
+
+def run_daemon(the_scrubber, wakeup_time):
+    launcher = service.launch(CONF, scrubber.Daemon(the_scrubber,
+                                                    wakeup_time),
+                              restart_method='mutate')
+    launcher.wait()
+    return EXIT_OK
+
+
+def _fail(error):
+    print('glance-scrubber: %s' % error, file=sys.stderr)
+
+
+def _start(argv):
+    register_opts(CONF)
+    try:
+        config.parse_args(CONF, args=argv)
+    except cfg.Error as error:
+        raise exception.InvalidConfiguration(reason=str(error))
+    logging.setup(CONF, 'glance')
+    settings = read_settings(CONF)
+    LOG.info('glance-scrubber on the %s backend', glance_cmd.BACKEND)
+    admin_context = context.get_admin_context()
+    db_api.configure()
+    db_api.check_schema(admin_context)
+    return settings, admin_context
+
+
+def main(argv=None):
+    try:
+        settings, admin_context = _start(argv)
+        if settings['restore']:
+            return restore(admin_context, settings['restore'],
+                           settings['lock_path'])
+        multistore = setup_stores(CONF)
+    except (exception.InvalidConfiguration,
+            exception.DatabaseUnavailable) as error:
+        _fail(error)
+        return EXIT_REFUSED
+    the_scrubber = build_scrubber(admin_context, settings, multistore)
+    if settings['daemon']:
+        return run_daemon(the_scrubber, settings['wakeup_time'])
+    return run_once(the_scrubber)
