@@ -432,7 +432,8 @@ class Scrubber:
                  {'size': self.pool_size,
                   'backend': self._executors.backend})
         in_flight = set()
-        with self._executors(self.pool_size) as executor:
+        executor = self._executors(self.pool_size)
+        try:
             for job in self._queue:
                 if self.stopping:
                     LOG.info('Stop requested: taking no more images')
@@ -441,8 +442,14 @@ class Scrubber:
                     self._collect(in_flight, summary, progress)
                 summary.found += 1
                 in_flight.add(executor.submit(self._worker, job))
+        finally:
+            # However the loop ended, every image handed out is waited for
+            # and recorded before the pass returns.
             while in_flight:
                 self._collect(in_flight, summary, progress)
+            # The workers are idle now: no need to wait for their threads
+            # to notice the shutdown.
+            executor.shutdown(wait=False)
         summary.seconds = time.monotonic() - started
         LOG.info('Scrub pass summary: %s', summary.describe())
         return summary
@@ -526,10 +533,43 @@ class _Progress:
                   'elapsed': elapsed})
 
 
+class ScrubLock:
+    """The lock a scrub pass and ``--restore`` both hold.
+
+    Between processes it is a lock file in ``lock_path`` (oslo.concurrency);
+    within one process a thread lock guards it as well, because file locks
+    are held per process and would let two threads of one process in.
+    """
+
+    _thread_locks = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, lock_path):
+        self._file_lock = lockutils.external_lock(
+            LOCK_NAME, lock_file_prefix=LOCK_PREFIX, lock_path=lock_path)
+        self.path = self._file_lock.path
+        with self._registry_lock:
+            self._thread_lock = self._thread_locks.setdefault(
+                self.path, threading.Lock())
+
+    def acquire(self, blocking=True, timeout=None):
+        """Take the lock; False when it is held (or *timeout* passed)."""
+        thread_timeout = timeout if blocking and timeout is not None else -1
+        if not self._thread_lock.acquire(blocking, thread_timeout):
+            return False
+        if self._file_lock.acquire(blocking=blocking, timeout=timeout):
+            return True
+        self._thread_lock.release()
+        return False
+
+    def release(self):
+        self._file_lock.release()
+        self._thread_lock.release()
+
+
 def pass_lock(lock_path):
-    """The inter-process lock a scrub pass and --restore both take."""
-    return lockutils.external_lock(LOCK_NAME, lock_file_prefix=LOCK_PREFIX,
-                                   lock_path=lock_path)
+    """The lock a scrub pass and --restore both take."""
+    return ScrubLock(lock_path)
 
 
 # --- restore ----------------------------------------------------------------

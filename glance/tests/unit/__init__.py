@@ -9,3 +9,17 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
+
+# Unit tests run in one process on native threads: select the threading
+# backend before glance.scrubber or glance.cmd import oslo.service, so
+# that nothing monkey patches the test runner. The eventlet backend is
+# exercised by the green executor tests here and, monkey patched, by the
+# functional tests that run the real glance-scrubber.
+import os
+
+os.environ.setdefault('OS_GLANCE_SCRUBBER_BACKEND', 'threading')
+
+from oslo_service import backend as _service_backend  # noqa: E402
+
+if _service_backend.get_backend_type() is None:
+    _service_backend.init_backend(_service_backend.BackendType.THREADING)
