@@ -139,6 +139,7 @@ Related options:
 """)),
 ]
 
+
 def register_opts(conf):
     conf.register_opts(scrubber_opts)
 
@@ -217,12 +218,16 @@ class StoreDeleter:
         ``store`` metadata (``enabled_backends`` is set); otherwise
         the single store picks the driver from the URL scheme.
     :param encryption_key: ``metadata_encryption_key``, or None.
+    :param s3_stores: a SharedS3Stores serving the S3 locations, or None
+        to leave every location to glance_store's own helpers.
     """
 
-    def __init__(self, context, multistore=False, encryption_key=None):
+    def __init__(self, context, multistore=False, encryption_key=None,
+                 s3_stores=None):
         self._context = context
         self._multistore = multistore
         self._encryption_key = encryption_key
+        self._s3_stores = s3_stores
 
     def url_of(self, location):
         if not self._encryption_key:
@@ -263,6 +268,9 @@ class StoreDeleter:
         return True
 
     def _delete_url(self, url, backend):
+        if self._s3_stores and self._s3_stores.handles(url, backend):
+            self._s3_stores.delete(url, backend, self._context)
+            return
         # Imported here: glance_store's top-level helpers read its global
         # configuration, registered by the command before any delete.
         import glance_store

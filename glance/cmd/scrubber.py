@@ -35,6 +35,7 @@ from oslo_service import service
 from glance.common import config
 from glance.common import crypt
 from glance.common import exception
+from glance.common import s3_stores
 from glance import context
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
@@ -91,17 +92,22 @@ def setup_stores(conf):
     import glance_store
     _check_store_types(conf)
     try:
-        if conf.enabled_backends:
-            glance_store.register_store_opts(conf)
-            glance_store.create_multi_stores(conf)
-            glance_store.verify_store()
-            return True
-        glance_store.create_stores(conf)
-        glance_store.verify_default_store()
-        return False
+        multistore = _create_stores(glance_store, conf)
     except (RuntimeError, glance_store.exceptions.GlanceStoreException,
             glance_store.exceptions.BackendException) as error:
         raise exception.InvalidConfiguration(reason=str(error))
+    return multistore
+
+
+def _create_stores(glance_store, conf):
+    if conf.enabled_backends:
+        glance_store.register_store_opts(conf)
+        glance_store.create_multi_stores(conf)
+        glance_store.verify_store()
+        return True
+    glance_store.create_stores(conf)
+    glance_store.verify_default_store()
+    return False
 
 
 def read_settings(conf):
@@ -137,8 +143,10 @@ def read_settings(conf):
 
 
 def build_scrubber(admin_context, settings, multistore):
-    deleter = scrubber.StoreDeleter(admin_context, multistore=multistore,
-                                    encryption_key=settings['encryption_key'])
+    deleter = scrubber.StoreDeleter(
+        admin_context, multistore=multistore,
+        encryption_key=settings['encryption_key'],
+        s3_stores=s3_stores.SharedS3Stores.from_config(CONF, multistore))
     return scrubber.Scrubber(
         admin_context, scrubber.Worker(admin_context, deleter),
         scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],

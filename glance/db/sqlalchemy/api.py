@@ -347,4 +347,3 @@ def _restore_locations(session, image_id, now):
 def _no_data_message(image_id):
     return _("Image %s has no pending_delete location left: its data was "
              "already scrubbed, so it cannot be restored.") % image_id
-

@@ -139,8 +139,9 @@ def _create_image_members():
         sa.Column('status', sa.String(20), nullable=False,
                   server_default='pending'),
         *_soft_delete_columns(),
-        sa.UniqueConstraint('image_id', 'member', 'deleted_at',
-                            name='image_members_image_id_member_deleted_at_key'),
+        sa.UniqueConstraint(
+            'image_id', 'member', 'deleted_at',
+            name='image_members_image_id_member_deleted_at_key'),
         **MYSQL_OPTIONS)
     op.create_index('ix_image_members_deleted', 'image_members', ['deleted'])
     op.create_index('ix_image_members_image_id', 'image_members',

@@ -1,0 +1,136 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""S3 store instances and boto3 clients shared by the scrub workers.
+
+glance_store's S3 driver is not reusable in glance_store's sense: each call
+of its top-level helpers (``delete_from_backend``, ``delete``) loads a new
+store instance, and the instance builds a new boto3 session and client for
+every request (``Store._create_s3_client``). Building a client costs about
+0.2 s of CPU here, far more than the HEAD and DELETE that scrubbing one
+location sends, so a scrubber on S3 is CPU-bound under the GIL and a larger
+``scrub_pool_size`` makes it no faster, only bigger.
+
+A delete needs nothing of an instance but its configuration and its client,
+and the client depends only on the store's configuration (endpoint,
+credentials, addressing style), never on the location. boto3 clients are
+thread-safe, with a connection pool of their own (10 connections by
+default). So the workers share a few instances per store: each instance
+builds its client once and serves at most as many deletes at once as its
+client has connections; another instance is opened only when all are busy.
+With a pool of P workers that is ceil(P / 10) clients for the life of the
+process instead of one per request.
+
+This module is the one place that reaches into the driver (the client
+factory method). The unit tests pin the driver behaviour it relies on, so
+a change in glance_store shows up as a failing test, not a slow scrubber.
+"""
+
+import collections
+import contextlib
+import threading
+
+from oslo_config import cfg
+
+FACTORY = '_create_s3_client'
+S3_SCHEMES = ('s3', 's3+http', 's3+https')
+S3_TYPE = 's3'
+
+
+def _scheme(url):
+    return url.partition(':')[0]
+
+
+class _SharedStore:
+    """A store instance with its one client, and how many use it now."""
+
+    def __init__(self, store):
+        client = getattr(store, FACTORY)()
+        setattr(store, FACTORY, lambda: client)
+        self.store = store
+        self.capacity = client.meta.config.max_pool_connections or 1
+        self.users = 0
+
+
+class SharedS3Stores:
+    """Deletes S3 locations through shared store instances.
+
+    :param multistore: locations name their backend (``enabled_backends``);
+        otherwise the URL scheme picks the single S3 store.
+    :param s3_backends: with multistore, the backends whose type is s3.
+    """
+
+    def __init__(self, multistore=False, s3_backends=()):
+        self._multistore = multistore
+        self._s3_backends = set(s3_backends)
+        self._lock = threading.Lock()
+        self._stores = collections.defaultdict(list)
+
+    @classmethod
+    def from_config(cls, conf, multistore):
+        backends = (conf.enabled_backends or {}) if multistore else {}
+        return cls(multistore, [name for name, kind in backends.items()
+                                if kind == S3_TYPE])
+
+    def handles(self, url, backend):
+        """Whether this location is on an S3 store this class serves."""
+        if self._multistore:
+            return backend in self._s3_backends
+        return _scheme(url) in S3_SCHEMES
+
+    def delete(self, url, backend, context):
+        """Delete one S3 location's data; glance_store's errors pass on."""
+        location = self._location(url, backend)
+        key = backend if self._multistore else _scheme(url)
+        with self._lease(key) as store:
+            return store.delete(location, context=context)
+
+    def clients(self):
+        """How many clients (store instances) have been built so far."""
+        with self._lock:
+            return sum(len(shared) for shared in self._stores.values())
+
+    def _location(self, url, backend):
+        from glance_store import location
+        if self._multistore:
+            return location.get_location_from_uri_and_backend(
+                url, backend, conf=cfg.CONF)
+        return location.get_location_from_uri(url, conf=cfg.CONF)
+
+    @contextlib.contextmanager
+    def _lease(self, key):
+        with self._lock:
+            shared = self._spare(key) or self._open(key)
+            shared.users += 1
+        try:
+            yield shared.store
+        finally:
+            with self._lock:
+                shared.users -= 1
+
+    def _spare(self, key):
+        for shared in self._stores[key]:
+            if shared.users < shared.capacity:
+                return shared
+        return None
+
+    def _open(self, key):
+        # Opened under the lock on purpose: at the start of a pass every
+        # worker wants a store at once, and one client serves ten of them.
+        import glance_store
+        if self._multistore:
+            store = glance_store.get_store_from_store_identifier(key)
+        else:
+            store = glance_store.get_store_from_scheme(key)
+        shared = _SharedStore(store)
+        self._stores[key].append(shared)
+        return shared

@@ -1,0 +1,182 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Shared S3 stores, against glance_store's real S3 driver and moto.
+
+The first tests pin the driver behaviour glance.common.s3_stores relies on
+and works around; if glance_store changes it, they fail.
+"""
+
+import contextlib
+import inspect
+import threading
+import uuid
+
+import boto3
+import fixtures
+import glance_store
+from glance_store._drivers import s3 as s3_driver
+from glance_store import exceptions as store_exceptions
+from moto.server import ThreadedMotoServer
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+import testtools
+
+from glance.common import s3_stores
+from glance import context
+
+ACCESS, SECRET = 'scrubber-access', 'scrubber-secret'
+
+
+class MotoS3(testtools.TestCase):
+    """A real S3 endpoint on loopback and a single S3 store using it."""
+
+    def setUp(self):
+        super().setUp()
+        server = ThreadedMotoServer(ip_address='127.0.0.1', port=0,
+                                    verbose=False)
+        server.start()
+        self.addCleanup(server.stop)
+        host, port = server.get_host_and_port()
+        self.endpoint = '%s:%d' % (host, port)
+        self.bucket = 'images-%s' % uuid.uuid4().hex[:8]
+        self.client = boto3.client(
+            's3', endpoint_url='http://' + self.endpoint,
+            region_name='us-east-1', aws_access_key_id=ACCESS,
+            aws_secret_access_key=SECRET)
+        self.client.create_bucket(Bucket=self.bucket)
+        self.configure_store()
+        self.context = context.get_admin_context()
+        self.clients_built = []
+        self.factory = getattr(s3_driver.Store, s3_stores.FACTORY)
+        self.useFixture(fixtures.MonkeyPatch(
+            'glance_store._drivers.s3.Store.%s' % s3_stores.FACTORY,
+            self.counting(self.factory)))
+
+    def configure_store(self):
+        conf = self.useFixture(config_fixture.Config(cfg.CONF)).conf
+        glance_store.register_opts(conf)
+        for name, value in (('stores', ['s3']), ('default_store', 's3'),
+                            ('s3_store_host', 'http://' + self.endpoint),
+                            ('s3_store_access_key', ACCESS),
+                            ('s3_store_secret_key', SECRET),
+                            ('s3_store_bucket', self.bucket),
+                            ('s3_store_bucket_url_format', 'path')):
+            conf.set_override(name, value, group='glance_store')
+        glance_store.create_stores(conf)
+
+    def counting(self, build):
+        def build_and_count(store):
+            self.clients_built.append(threading.get_ident())
+            return build(store)
+        return build_and_count
+
+    def put_objects(self, count):
+        urls = []
+        for index in range(count):
+            key = 'image-%d' % index
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=b'x')
+            urls.append('s3://%s:%s@%s/%s/%s' % (
+                ACCESS, SECRET, self.endpoint, self.bucket, key))
+        return urls
+
+    def keys_left(self):
+        listing = self.client.list_objects_v2(Bucket=self.bucket)
+        return [item['Key'] for item in listing.get('Contents', [])]
+
+
+class TestDriverBehaviour(MotoS3):
+    """What glance_store does, which SharedS3Stores relies on."""
+
+    def test_client_factory_takes_nothing_but_the_store(self):
+        self.assertEqual(['self'],
+                         list(inspect.signature(self.factory).parameters))
+
+    def test_every_lookup_loads_a_new_store_instance(self):
+        first = glance_store.get_store_from_scheme('s3')
+        second = glance_store.get_store_from_scheme('s3')
+
+        self.assertIsNot(first, second)
+
+    def test_every_delete_through_glance_store_builds_a_client(self):
+        for url in self.put_objects(3):
+            glance_store.delete_from_backend(url, context=self.context)
+
+        self.assertEqual(3, len(self.clients_built))
+        self.assertEqual([], self.keys_left())
+
+
+class TestSharedS3Stores(MotoS3):
+
+    def setUp(self):
+        super().setUp()
+        self.stores = s3_stores.SharedS3Stores()
+
+    def test_serial_deletes_share_one_client(self):
+        for url in self.put_objects(4):
+            self.stores.delete(url, None, self.context)
+
+        self.assertEqual(1, len(self.clients_built))
+        self.assertEqual([], self.keys_left())
+
+    def test_deletes_from_several_threads_share_one_client(self):
+        urls = self.put_objects(6)
+
+        def delete_some(some):
+            for url in some:
+                self.stores.delete(url, None, self.context)
+
+        threads = [threading.Thread(target=delete_some, args=(urls[i::3],))
+                   for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        self.assertEqual(1, len(self.clients_built))
+        self.assertEqual([], self.keys_left())
+
+    def test_a_client_serves_no_more_users_than_it_has_connections(self):
+        with contextlib.ExitStack() as leases:
+            for _ in range(11):
+                leases.enter_context(self.stores._lease('s3'))
+            self.assertEqual(2, self.stores.clients())
+
+        self.stores.delete(self.put_objects(1)[0], None, self.context)
+        self.assertEqual(2, len(self.clients_built))
+
+    def test_missing_object_is_glance_stores_not_found(self):
+        url = self.put_objects(1)[0]
+        self.stores.delete(url, None, self.context)
+
+        self.assertRaises(store_exceptions.NotFound, self.stores.delete,
+                          url, None, self.context)
+
+    def test_handles_s3_urls_only(self):
+        self.assertTrue(self.stores.handles('s3://a:b@host/bucket/key', None))
+        self.assertTrue(self.stores.handles('s3+https://host/b/k', None))
+        self.assertFalse(self.stores.handles('file:///var/lib/x', None))
+
+
+class TestMultiStoreSelection(testtools.TestCase):
+
+    def test_only_backends_of_type_s3_are_handled(self):
+        conf = self.useFixture(config_fixture.Config(cfg.ConfigOpts())).conf
+        conf.register_opt(cfg.DictOpt('enabled_backends'))
+        conf.set_override('enabled_backends', {'fast': 'file',
+                                               'cheap': 's3'})
+
+        stores = s3_stores.SharedS3Stores.from_config(conf, multistore=True)
+
+        self.assertTrue(stores.handles('s3://h/b/k', 'cheap'))
+        self.assertFalse(stores.handles('file:///x', 'fast'))
+        self.assertFalse(stores.handles('s3://h/b/k', None))
