@@ -186,6 +186,23 @@ def run_daemon(the_scrubber, wakeup_time):
     return EXIT_OK
 
 
+def _database_pool_options(conf, pool_size):
+    """Enough database connections for every worker and the pass itself.
+
+    Each worker re-reads its image's status right before deleting; with
+    fewer connections than workers they would queue for one.
+    """
+    wanted = pool_size + 2
+    size = conf.database.max_pool_size or 0
+    overflow = conf.database.max_overflow
+    if overflow is None or overflow < 0 or size + overflow >= wanted:
+        return {}
+    LOG.info('Raising [database] max_overflow from %(old)d to %(new)d for '
+             '%(size)d workers', {'old': overflow, 'new': wanted - size,
+                                  'size': pool_size})
+    return {'max_overflow': wanted - size}
+
+
 def _fail(error):
     print('glance-scrubber: %s' % error, file=sys.stderr)
 
@@ -200,7 +217,7 @@ def _start(argv):
     settings = read_settings(CONF)
     LOG.info('glance-scrubber on the %s backend', glance_cmd.BACKEND)
     admin_context = context.get_admin_context()
-    db_api.configure()
+    db_api.configure(**_database_pool_options(CONF, settings['pool_size']))
     db_api.check_schema(admin_context)
     return settings, admin_context
 

@@ -200,25 +200,45 @@ class TestPass(ScrubberTestCase):
 
     def test_in_flight_images_stay_within_a_small_multiple_of_the_pool(self):
         self.insert(*[pending_image('img%d' % i) for i in range(40)])
-        engine = self.db.engine
-        handed_out = []
+        counts = {'submitted': 0, 'finished': 0}
+        unfinished_at_submit = []
+        lock = threading.Lock()
+        real_executors = scrubber.Executors(self.backend)
 
-        def count_unrecorded(location):
-            # Jobs started so far minus images already recorded deleted
-            # bounds what the pass holds: nothing is read ahead of it.
-            with threading.Lock():
-                handed_out.append(location.url)
-                recorded = seed.count_images(engine, 'deleted')
-                self.unrecorded.append(len(handed_out) - recorded)
+        def counting_executors(workers):
+            executor = real_executors(workers)
+            submit = executor.submit
 
-        self.unrecorded = []
-        deleter = RecordingDeleter(delay=0.01, on_delete=count_unrecorded)
-        the_scrubber = self.make_scrubber(deleter, pool_size=3, page_size=4)
+            def counted_submit(fn, job):
+                with lock:
+                    counts['submitted'] += 1
+                    unfinished_at_submit.append(
+                        counts['submitted'] - counts['finished'])
+                return submit(fn, job)
 
-        the_scrubber.run_once()
+            executor.submit = counted_submit
+            return executor
 
+        counting_executors.backend = self.backend
+        worker = scrubber.Worker(self.context,
+                                 RecordingDeleter(delay=0.01))
+
+        def counted_worker(job):
+            try:
+                return worker(job)
+            finally:
+                with lock:
+                    counts['finished'] += 1
+
+        the_scrubber = scrubber.Scrubber(
+            self.context, counted_worker, counting_executors, 3, 0,
+            self.lock_path, page_size=4)
+
+        summary = the_scrubber.run_once()
+
+        self.assertEqual(40, summary.scrubbed)
         self.assertEqual(6, the_scrubber.max_in_flight)
-        self.assertLessEqual(max(self.unrecorded), the_scrubber.max_in_flight)
+        self.assertEqual(6, max(unfinished_at_submit))
 
     def test_only_images_older_than_scrub_time_are_eligible(self):
         old, young = self.insert(
