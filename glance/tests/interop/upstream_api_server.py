@@ -27,6 +27,10 @@ stops the server cleanly.
 """
 
 import argparse
+# Upstream's exit hook (drain_workers) creates its task pool lazily, and
+# concurrent.futures.thread cannot be first imported once the interpreter
+# is shutting down; imported now, a stop is quiet.
+import concurrent.futures.thread  # noqa: F401
 import os
 import signal
 import socketserver
