@@ -49,7 +49,7 @@ if BACKEND == 'eventlet':
     # eventlet warns on import that it is deprecated; the operator chose it
     # knowingly, and the threading backend is the way off it.
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore', DeprecationWarning)
+        warnings.simplefilter('ignore')
         import eventlet
     eventlet.monkey_patch()
 

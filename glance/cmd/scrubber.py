@@ -22,12 +22,12 @@ because a scrub pass is running.
 """
 
 from importlib import metadata as importlib_metadata
+import logging as std_logging
 import signal
 import sys
 
 from glance import cmd as glance_cmd
 
-from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import service
@@ -56,8 +56,16 @@ def register_opts(conf):
     scrubber.register_opts(conf)
     scrubber.register_cli_opts(conf)
     logging.register_options(conf)
-    glance_store.register_opts(conf)
-    lockutils.set_defaults(lock_path=None)
+    # glance_store imports every driver to list their options; a driver
+    # whose optional library is missing (cinder without os-brick) is of no
+    # concern unless it is configured, and then loading the stores says so.
+    stevedore_log = std_logging.getLogger('stevedore.extension')
+    level = stevedore_log.level
+    stevedore_log.setLevel(std_logging.CRITICAL)
+    try:
+        glance_store.register_opts(conf)
+    finally:
+        stevedore_log.setLevel(level)
 
 
 def _known_store_types():
@@ -162,8 +170,8 @@ def restore(admin_context, image_id, lock_path):
     except (exception.NotFound, exception.Conflict) as error:
         _fail(error)
         return EXIT_REFUSED
-    print(_('Image %(id)s restored to active with %(count)d locations.')
-          % {'id': image_id, 'count': count})
+    print(_('Image %(id)s restored to active; locations restored: '
+            '%(count)d.') % {'id': image_id, 'count': count})
     return EXIT_OK
 
 
