@@ -23,6 +23,7 @@ because a scrub pass is running.
 
 from importlib import metadata as importlib_metadata
 import logging as std_logging
+import os
 import signal
 import sys
 
@@ -138,16 +139,31 @@ def read_settings(conf):
     if settings['daemon'] and settings['restore']:
         raise exception.InvalidConfiguration(
             reason=_('--restore cannot be combined with --daemon'))
-    if not settings['lock_path']:
-        raise exception.InvalidConfiguration(
-            reason=_('[oslo_concurrency] lock_path is not set: scrub '
-                     'passes and --restore share a lock file there'))
+    _check_lock_path(settings['lock_path'])
     if settings['encryption_key']:
         try:
             crypt.validate_key(settings['encryption_key'])
         except ValueError as error:
             raise exception.InvalidConfiguration(reason=str(error))
     return settings
+
+
+def _check_lock_path(lock_path):
+    if not lock_path:
+        raise exception.InvalidConfiguration(
+            reason=_('[oslo_concurrency] lock_path is not set: scrub '
+                     'passes and --restore share a lock file there'))
+    try:
+        os.makedirs(lock_path, exist_ok=True)
+    except OSError as error:
+        raise exception.InvalidConfiguration(
+            reason=_('[oslo_concurrency] lock_path %(path)s cannot be '
+                     'created: %(error)s')
+            % {'path': lock_path, 'error': error.strerror})
+    if not os.access(lock_path, os.W_OK | os.X_OK):
+        raise exception.InvalidConfiguration(
+            reason=_('[oslo_concurrency] lock_path %s is not writable')
+            % lock_path)
 
 
 def build_scrubber(admin_context, settings, multistore):
@@ -233,15 +249,24 @@ def _start(argv):
 def main(argv=None):
     try:
         settings, admin_context = _start(argv)
-        if settings['restore']:
-            return restore(admin_context, settings['restore'],
-                           settings['lock_path'])
-        multistore = setup_stores(CONF)
+        if not settings['restore']:
+            multistore = setup_stores(CONF)
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)
         return EXIT_REFUSED
-    the_scrubber = build_scrubber(admin_context, settings, multistore)
-    if settings['daemon']:
-        return run_daemon(the_scrubber, settings['wakeup_time'])
-    return run_once(the_scrubber)
+    try:
+        with db_api.database_errors():
+            if settings['restore']:
+                return restore(admin_context, settings['restore'],
+                               settings['lock_path'])
+            the_scrubber = build_scrubber(admin_context, settings,
+                                          multistore)
+            if settings['daemon']:
+                return run_daemon(the_scrubber, settings['wakeup_time'])
+            return run_once(the_scrubber)
+    except exception.DatabaseUnavailable as error:
+        # The database went away after start: whatever was deleted and
+        # not recorded is finished by the next pass.
+        _fail(error)
+        return EXIT_IMAGES_FAILED
