@@ -650,9 +650,15 @@ def restore(context, image_id, lock_path):
 class Daemon(service.Service):
     """Runs a pass every ``wakeup_time`` seconds after the last one ended.
 
-    Stopping (SIGTERM, SIGINT) lets the pass finish the images in flight,
-    takes no new ones and ends the loop.
+    Stopping lets the pass finish the images in flight, takes no new ones
+    and ends the loop. ``request_stop()`` only asks (it is safe in a
+    signal handler); ``stop()`` asks and waits.
     """
+
+    # The sleep between passes is cut in slices this long, so that a stop
+    # is noticed even where a signal does not wake the sleeper (eventlet's
+    # hub).
+    SLEEP_SLICE = 1.0
 
     def __init__(self, scrubber, wakeup_time):
         super().__init__(threads=1)
@@ -671,7 +677,7 @@ class Daemon(service.Service):
         try:
             while not self._stopping.is_set():
                 self._run_pass()
-                self._stopping.wait(self._wakeup_time)
+                self._sleep(self._wakeup_time)
         finally:
             self._finished.set()
 
@@ -682,11 +688,23 @@ class Daemon(service.Service):
             LOG.exception('Scrub pass failed; the next one starts in '
                           '%d seconds', self._wakeup_time)
 
-    def stop(self, graceful=True):
-        LOG.info('Scrubber daemon stopping: finishing the images in '
-                 'flight')
+    def _sleep(self, seconds):
+        wake_at = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            left = wake_at - time.monotonic()
+            if left <= 0:
+                return
+            self._stopping.wait(min(left, self.SLEEP_SLICE))
+
+    def request_stop(self):
+        if not self._stopping.is_set():
+            LOG.info('Scrubber daemon stopping: finishing the images in '
+                     'flight')
         self._stopping.set()
         self._scrubber.stop()
+
+    def stop(self, graceful=True):
+        self.request_stop()
         if self._started:
             self._finished.wait()
         super().stop(graceful=True)

@@ -37,8 +37,10 @@ def _selected_backend():
     if not value:
         return DEFAULT_BACKEND
     if value not in BACKENDS:
-        sys.exit('%s=%s is not a concurrency backend: use one of %s'
-                 % (BACKEND_VARIABLE, value, ', '.join(BACKENDS)))
+        print('%s=%s is not a concurrency backend: use one of %s'
+              % (BACKEND_VARIABLE, value, ', '.join(BACKENDS)),
+              file=sys.stderr)
+        sys.exit(2)
     return value
 
 

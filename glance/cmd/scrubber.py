@@ -31,7 +31,6 @@ from glance import cmd as glance_cmd
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_service import service
 
 from glance.common import config
 from glance.common import crypt
@@ -192,22 +191,40 @@ def restore(admin_context, image_id, lock_path):
 
 
 def run_once(the_scrubber):
-    def stop(signum, frame):
-        LOG.info('Signal %d: finishing the images in flight', signum)
-        the_scrubber.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    _on_stop_signals(the_scrubber.stop)
     summary = the_scrubber.run_once()
     return EXIT_IMAGES_FAILED if summary.failed else EXIT_OK
 
 
 def run_daemon(the_scrubber, wakeup_time):
-    launcher = service.launch(CONF, scrubber.Daemon(the_scrubber,
-                                                    wakeup_time),
-                              restart_method='mutate')
-    launcher.wait()
+    """Run the Daemon service until SIGTERM or SIGINT.
+
+    The service is driven here rather than by an oslo.service launcher:
+    the launchers end the process at once on SIGINT, while both signals
+    must let the images in flight finish.
+    """
+    daemon = scrubber.Daemon(the_scrubber, wakeup_time)
+    _on_stop_signals(daemon.request_stop)
+    signal.signal(signal.SIGHUP, _ignore_hangup)
+    daemon.start()
+    daemon.wait()
+    daemon.stop()
     return EXIT_OK
+
+
+def _on_stop_signals(request_stop):
+    def handle(signum, frame):
+        LOG.info('Signal %s: finishing the images in flight, then exiting',
+                 signal.Signals(signum).name)
+        request_stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _ignore_hangup(signum, frame):
+    LOG.warning('SIGHUP ignored: restart glance-scrubber to read a changed '
+                'configuration')
 
 
 def _database_pool_options(conf, pool_size):
