@@ -83,6 +83,10 @@ def main(argv=None):
     CONF.register_cli_opt(command_opt)
     config.register_opts(CONF)
     logging.register_options(CONF)
+    # alembic logs its dialect at INFO for every connection; stdout is the
+    # command's answer, which scripts read ("db version").
+    logging.set_defaults(default_log_levels=(
+        logging.get_default_log_levels() + ['alembic=WARN']))
     try:
         config.parse_args(CONF, args=argv)
     except cfg.Error as error:

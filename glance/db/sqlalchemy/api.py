@@ -281,11 +281,13 @@ def record_scrubs(context, records):
     :returns: the set of image ids marked deleted.
     """
     now = timeutils.utcnow()
-    location_ids = [location_id for record in records
-                    for location_id in record.deleted_location_ids]
+    # (image id, location id): a location is only ever marked deleted on
+    # behalf of the image it belongs to.
+    deleted = [(record.image_id, location_id) for record in records
+               for location_id in record.deleted_location_ids]
     done_ids = [record.image_id for record in records if record.image_done]
     with _writer(context) as session:
-        for chunk in _chunks(location_ids):
+        for chunk in _chunks(deleted):
             _mark_locations_deleted(session, chunk, now)
         finished = set()
         for chunk in _chunks(done_ids):
@@ -298,11 +300,15 @@ def _chunks(ids):
         yield ids[start:start + IN_LIST_SIZE]
 
 
-def _mark_locations_deleted(session, location_ids, now):
+def _mark_locations_deleted(session, pairs, now):
     location = models.ImageLocation
+    # The plain id list lets every database use the primary key; the pairs
+    # make sure each location belongs to the image it is recorded for.
     session.execute(
         sa.update(location)
-        .where(location.id.in_(location_ids),
+        .where(location.id.in_([location_id for _image, location_id
+                                in pairs]),
+               sa.tuple_(location.image_id, location.id).in_(pairs),
                location.status == PENDING_DELETE)
         .values(status=DELETED, deleted=True, updated_at=now,
                 deleted_at=sa.func.coalesce(location.deleted_at, now))

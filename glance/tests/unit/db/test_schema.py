@@ -27,6 +27,7 @@ from sqlalchemy.dialects import mysql
 
 from glance.db.sqlalchemy import models
 from glance.tests import databases
+from glance.tests.unit.db import set_up_database
 
 VISIBILITIES = ('private', 'public', 'shared', 'community')
 
@@ -131,8 +132,7 @@ CHILD_TABLES = ('image_locations', 'image_properties', 'image_tags',
 
 @pytest.fixture(params=databases.BACKENDS)
 def db(request):
-    database = databases.Database(request.param)
-    database.setUp()
+    database = set_up_database(request.param)
     request.addfinalizer(database.cleanUp)
     return database
 
