@@ -29,6 +29,7 @@ import sys
 
 from glance import cmd as glance_cmd
 
+from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -56,6 +57,8 @@ def register_opts(conf):
     scrubber.register_opts(conf)
     scrubber.register_cli_opts(conf)
     logging.register_options(conf)
+    for group, options in concurrency_opts.list_opts():
+        conf.register_opts(options, group=group)
     # glance_store imports every driver to list their options; a driver
     # whose optional library is missing (cinder without os-brick) is of no
     # concern unless it is configured, and then loading the stores says so.

@@ -1,0 +1,129 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""glance-scrubber's start-up checks: bad input is refused before work."""
+
+import os
+
+import fixtures
+from oslo_config import cfg
+import testtools
+
+from glance.cmd import scrubber as cmd
+from glance.common import exception
+
+
+class TestSettings(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.folder = self.useFixture(fixtures.TempDir()).path
+        self.conf = cfg.ConfigOpts()
+        cmd.register_opts(self.conf)
+        self.lock_path = os.path.join(self.folder, 'locks')
+
+    def parse(self, *lines, args=()):
+        path = os.path.join(self.folder, 'glance-scrubber.conf')
+        with open(path, 'w') as config_file:
+            config_file.write('\n'.join(lines) + '\n')
+        self.conf(['--config-file', path] + list(args), project='glance')
+        return self.conf
+
+    def settings(self, *lines, args=()):
+        lock = ['[oslo_concurrency]', 'lock_path = %s' % self.lock_path]
+        return cmd.read_settings(self.parse('[DEFAULT]', *lines, *lock,
+                                            args=args))
+
+    def test_defaults(self):
+        settings = self.settings()
+
+        self.assertEqual(1, settings['pool_size'])
+        self.assertEqual(0, settings['scrub_time'])
+        self.assertEqual(300, settings['wakeup_time'])
+        self.assertFalse(settings['daemon'])
+        self.assertTrue(os.path.isdir(self.lock_path))
+
+    def test_pool_size_must_be_a_positive_integer(self):
+        for value in ('0', '-3', 'abc', '2.5'):
+            error = self.assertRaises(
+                exception.InvalidConfiguration, self.settings,
+                'scrub_pool_size = %s' % value)
+            self.assertIn('scrub_pool_size', str(error))
+            self.conf.reset()
+            self.conf.clear()
+
+    def test_restore_cannot_be_combined_with_daemon(self):
+        error = self.assertRaises(exception.InvalidConfiguration,
+                                  self.settings,
+                                  args=['--daemon', '--restore', 'abc'])
+        self.assertIn('--restore cannot be combined with --daemon',
+                      str(error))
+
+    def test_lock_path_is_required(self):
+        conf = self.parse('[DEFAULT]', 'scrub_pool_size = 2')
+        conf.set_override('lock_path', None, group='oslo_concurrency')
+
+        error = self.assertRaises(exception.InvalidConfiguration,
+                                  cmd.read_settings, conf)
+        self.assertIn('lock_path is not set', str(error))
+
+    def test_encryption_key_must_be_an_aes_key(self):
+        error = self.assertRaises(exception.InvalidConfiguration,
+                                  self.settings,
+                                  'metadata_encryption_key = short')
+        self.assertIn('16, 24 or 32 bytes', str(error))
+
+
+class TestStoreTypes(testtools.TestCase):
+
+    def conf_with(self, stores=None, backends=None):
+        conf = cfg.ConfigOpts()
+        cmd.register_opts(conf)
+        conf([], project='glance')
+        if stores:
+            conf.set_override('stores', stores, group='glance_store')
+        if backends:
+            conf.set_override('enabled_backends', backends)
+        return conf
+
+    def test_unknown_store_type_is_refused(self):
+        error = self.assertRaises(
+            exception.InvalidConfiguration, cmd.setup_stores,
+            self.conf_with(stores=['file', 'nosuch']))
+        self.assertIn('[glance_store] stores names unknown store types: '
+                      'nosuch', str(error))
+
+    def test_unknown_backend_type_is_refused(self):
+        error = self.assertRaises(
+            exception.InvalidConfiguration, cmd.setup_stores,
+            self.conf_with(backends={'fast': 'file', 'odd': 'floppy'}))
+        self.assertIn('enabled_backends names unknown store types: '
+                      'odd:floppy', str(error))
+
+
+class TestDatabasePool(testtools.TestCase):
+
+    def conf_with(self, size, overflow):
+        conf = cfg.ConfigOpts()
+        cmd.register_opts(conf)
+        conf([], project='glance')
+        conf.set_override('max_pool_size', size, group='database')
+        conf.set_override('max_overflow', overflow, group='database')
+        return conf
+
+    def test_enough_connections_are_left_alone(self):
+        self.assertEqual({}, cmd._database_pool_options(
+            self.conf_with(5, 50), pool_size=16))
+
+    def test_overflow_is_raised_to_serve_every_worker(self):
+        self.assertEqual({'max_overflow': 61}, cmd._database_pool_options(
+            self.conf_with(5, 50), pool_size=64))
