@@ -37,9 +37,9 @@ def _selected_backend():
     if not value:
         return DEFAULT_BACKEND
     if value not in BACKENDS:
-        print('%s=%s is not a concurrency backend: use one of %s'
-              % (BACKEND_VARIABLE, value, ', '.join(BACKENDS)),
-              file=sys.stderr)
+        print('%s: %s=%s is not a concurrency backend: use one of %s'
+              % (os.path.basename(sys.argv[0]), BACKEND_VARIABLE, value,
+                 ', '.join(BACKENDS)), file=sys.stderr)
         sys.exit(2)
     return value
 

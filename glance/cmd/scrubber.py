@@ -24,6 +24,7 @@ because a scrub pass is running.
 from importlib import metadata as importlib_metadata
 import logging as std_logging
 import os
+import re
 import signal
 import sys
 
@@ -137,7 +138,7 @@ def read_settings(conf):
             'lock_path': conf.oslo_concurrency.lock_path,
         }
     except (cfg.Error, ValueError) as error:
-        raise exception.InvalidConfiguration(reason=str(error))
+        raise exception.InvalidConfiguration(reason=_option_error(error))
     if settings['daemon'] and settings['restore']:
         raise exception.InvalidConfiguration(
             reason=_('--restore cannot be combined with --daemon'))
@@ -148,6 +149,13 @@ def read_settings(conf):
         except ValueError as error:
             raise exception.InvalidConfiguration(reason=str(error))
     return settings
+
+
+def _option_error(error):
+    # oslo.config names the source of a bad value by the repr of its
+    # LocationInfo; an operator wants the file.
+    return re.sub(r"from LocationInfo\(.*?detail='([^']*)'\)", r'in \1',
+                  str(error))
 
 
 def _check_lock_path(lock_path):

@@ -1,0 +1,200 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Scrubbing through glance_store's S3 driver and with several stores.
+
+S3 is a local moto server, reached by the scrubber through the counting
+proxy when a test needs to inject failures.
+"""
+
+import pytest
+
+from glance.tests.functional import fixtures
+from glance.tests.functional import scenario
+from glance.tests import seed
+
+
+@pytest.fixture
+def proxy(request, moto_server):
+    proxy = fixtures.CountingProxy(moto_server.endpoint)
+    proxy.setUp()
+    request.addfinalizer(proxy.cleanUp)
+    return proxy
+
+
+def use_s3_only(config, endpoint, bucket):
+    config.set('glance_store', filesystem_store_datadir=None)
+    return config.use_s3_store(endpoint, bucket.name)
+
+
+def test_s3_store_backlog(database, config, moto_server, s3_bucket):
+    use_s3_only(config, moto_server.endpoint, s3_bucket)
+    backlog = scenario.Backlog([scenario.Placement(s3_bucket)],
+                               scenario.StoreSet(s3=s3_bucket),
+                               count=(8, 4, 4)).insert(database.engine)
+
+    run = fixtures.run_scrubber(config)
+
+    backlog.check_scrubbed(database.engine, run)
+    assert s3_bucket.keys()  # the decoys' objects are still there
+
+
+def test_multi_store_backlog(database, config, file_store, moto_server,
+                             s3_bucket):
+    """Images spread over a file and an S3 backend, some in both."""
+    s3_bucket.credentials_in_url = False  # as glance_store writes them now
+    config.set('glance_store', stores=None, default_store=None,
+               filesystem_store_datadir=None)
+    config.use_multi_store('fast', {
+        'fast': ('file', {'filesystem_store_datadir': file_store.datadir}),
+        'cheap': ('s3', fixtures.s3_store_options(moto_server.endpoint,
+                                                  s3_bucket.name)),
+    })
+    backlog = scenario.Backlog(
+        [scenario.Placement(file_store, 'fast'),
+         scenario.Placement(s3_bucket, 'cheap')],
+        scenario.StoreSet(file=file_store, s3=s3_bucket),
+        count=(8, 6, 4)).insert(database.engine)
+
+    run = fixtures.run_scrubber(config)
+
+    backlog.check_scrubbed(database.engine, run)
+    assert s3_bucket.keys() and file_store.names()
+
+
+def test_s3_location_the_store_fails_on_is_retried_by_the_next_pass(
+        database, config, proxy, s3_bucket):
+    use_s3_only(config, proxy.endpoint, s3_bucket)
+    s3_bucket.url_netloc = proxy.netloc
+    stores = scenario.StoreSet(s3=s3_bucket)
+    placements = [scenario.Placement(s3_bucket)]
+    stuck = scenario.pending_images(placements, 1, 3)[0]
+    others = scenario.pending_images(placements, 4, 1)
+    seed.insert(database.engine, [stuck] + others)
+    first, failing, last = [location.url for location in stuck.locations]
+    failing_key = '/%s/%s' % (s3_bucket.name, s3_bucket.key_of(failing))
+    proxy.fail_requests(lambda method, path: path == failing_key)
+
+    run = fixtures.run_scrubber(config)
+
+    assert run.returncode == 1, run.describe()
+    assert 'Traceback' not in run.output, run.describe()
+    assert scenario.summary_counts(run.summary) == {
+        'found': 5, 'scrubbed': 4, 'failed': 1, 'skipped': 0,
+        'locations_deleted': 5, 'bytes_reclaimed': 5 * scenario.IMAGE_SIZE}
+    scenario.check_pending(database.engine, stuck,
+                           ['deleted', 'pending_delete', 'pending_delete'])
+    assert [stores.exists(url) for url in (first, failing, last)] == \
+        [False, True, True]
+    assert not any(request.path.endswith(s3_bucket.key_of(last))
+                   for request in proxy.requests)  # never reached
+    for image in others:
+        scenario.check_image_scrubbed(database.engine, stores, image)
+
+    proxy.stop_failing()
+    run = fixtures.run_scrubber(config)
+
+    assert run.returncode == 0, run.describe()
+    assert scenario.summary_counts(run.summary) == {
+        'found': 1, 'scrubbed': 1, 'failed': 0, 'skipped': 0,
+        'locations_deleted': 2, 'bytes_reclaimed': 2 * scenario.IMAGE_SIZE}
+    stuck.locations[0].status = 'deleted'  # as the first pass left it
+    scenario.check_image_scrubbed(database.engine, stores, stuck)
+
+
+def test_only_the_image_no_store_can_delete_fails(database, config,
+                                                  file_store, moto_server,
+                                                  s3_bucket):
+    """Multi-store: a location naming no configured backend fails alone.
+
+    A location without backend metadata (written before multi-store was
+    turned on) is still found by its URL.
+    """
+    config.set('glance_store', stores=None, default_store=None,
+               filesystem_store_datadir=None)
+    config.use_multi_store('fast', {
+        'fast': ('file', {'filesystem_store_datadir': file_store.datadir}),
+        'cheap': ('s3', fixtures.s3_store_options(moto_server.endpoint,
+                                                  s3_bucket.name)),
+    })
+    stores = scenario.StoreSet(file=file_store, s3=s3_bucket)
+    good = scenario.pending_images([scenario.Placement(file_store, 'fast'),
+                                    scenario.Placement(s3_bucket, 'cheap')],
+                                   4, 2)
+    legacy = scenario.pending_images([scenario.Placement(file_store)], 1,
+                                     1)
+    orphan = scenario.pending_images(
+        [scenario.Placement(file_store, 'nosuch')], 1, 1)[0]
+    seed.insert(database.engine, good + legacy + [orphan])
+
+    run = fixtures.run_scrubber(config)
+
+    assert run.returncode == 1, run.describe()
+    assert 'Traceback' not in run.output, run.describe()
+    assert scenario.summary_counts(run.summary) == {
+        'found': 6, 'scrubbed': 5, 'failed': 1, 'skipped': 0,
+        'locations_deleted': 9, 'bytes_reclaimed': 9 * scenario.IMAGE_SIZE}
+    for image in good + legacy:
+        scenario.check_image_scrubbed(database.engine, stores, image)
+    scenario.check_pending(database.engine, orphan, ['pending_delete'])
+    assert stores.exists(orphan.locations[0].url)
+    assert orphan.id in run.output
+
+
+def test_an_image_restored_during_the_pass_is_skipped(database, config,
+                                                      proxy, s3_bucket):
+    """The worker re-reads the status right before deleting anything.
+
+    Serial pool: while the first image's request is held, the second is
+    made active again behind the scrubber's back; it must keep its data.
+    """
+    use_s3_only(config, proxy.endpoint, s3_bucket)
+    config.set('DEFAULT', scrub_pool_size=1)
+    s3_bucket.url_netloc = proxy.netloc
+    stores = scenario.StoreSet(s3=s3_bucket)
+    first, second, third = sorted(
+        scenario.pending_images([scenario.Placement(s3_bucket)], 3, 2),
+        key=lambda image: image.id)
+    seed.insert(database.engine, [first, second, third])
+    proxy.hold()
+    with fixtures.RunningScrubber(config) as scrub:
+        fixtures.wait_until(lambda: proxy.held >= 1, 120,
+                            what='a request held')
+        assert [request.group for request in proxy.requests] == [
+            '/%s/%s.0' % (s3_bucket.name, first.id)]
+        make_active(database.engine, second.id)
+        rows = scenario.rows_of(database.engine, [second.id])
+        proxy.release()
+        run = scrub.wait()
+
+    assert run.returncode == 0, run.describe()
+    assert scenario.summary_counts(run.summary) == {
+        'found': 3, 'scrubbed': 2, 'failed': 0, 'skipped': 1,
+        'locations_deleted': 4, 'bytes_reclaimed': 4 * scenario.IMAGE_SIZE}
+    for image in (first, third):
+        scenario.check_image_scrubbed(database.engine, stores, image)
+    assert scenario.rows_of(database.engine, [second.id]) == rows
+    assert all(stores.exists(location.url) for location in second.locations)
+    assert not any(request.path.endswith(second.id + '.0')
+                   for request in proxy.requests)
+
+
+def make_active(engine, image_id):
+    """What an operator's restore does to the rows."""
+    with engine.begin() as connection:
+        connection.execute(
+            seed.IMAGES.update().where(seed.IMAGES.c.id == image_id)
+            .values(status='active', deleted=False, deleted_at=None))
+        connection.execute(
+            seed.LOCATIONS.update()
+            .where(seed.LOCATIONS.c.image_id == image_id)
+            .values(status='active', deleted=False, deleted_at=None))
