@@ -34,7 +34,6 @@ import http.client
 import http.server
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +44,8 @@ import urllib.parse
 import urllib.request
 
 import fixtures
+
+from glance.tests.utils import console_script  # noqa: F401 - re-exported
 
 LOOPBACK = '127.0.0.1'
 BACKEND_VARIABLE = 'OS_GLANCE_SCRUBBER_BACKEND'
@@ -59,17 +60,6 @@ def free_port():
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
-
-
-def console_script(name):
-    """The path of a console script of this virtualenv."""
-    beside_python = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.exists(beside_python):
-        return beside_python
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError('%s is not installed' % name)
-    return found
 
 
 def wait_until(predicate, timeout, interval=0.05, what='condition'):

@@ -26,6 +26,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from glance.tests.functional import fixtures
 from glance.tests import seed
 
 SCRUB_TIME = 600  # the tests' scrub_time: seed's images are older
@@ -298,3 +299,20 @@ def check_pending(engine, image, location_statuses):
     assert (status, deleted) == ('pending_delete', True), image.id
     assert [state[1] for state in seed.location_states(engine, image.id)] \
         == location_statuses, image.id
+
+
+def check_next_pass_finishes(config, engine, stores, stuck, locations_left):
+    """A later pass scrubs an image an earlier one left pending_delete.
+
+    The earlier pass deleted the first location of *stuck* and failed on
+    the next; *locations_left* remained.
+    """
+    run = fixtures.run_scrubber(config)
+
+    assert run.returncode == 0, run.describe()
+    assert summary_counts(run.summary) == {
+        'found': 1, 'scrubbed': 1, 'failed': 0, 'skipped': 0,
+        'locations_deleted': locations_left,
+        'bytes_reclaimed': locations_left * IMAGE_SIZE}
+    stuck.locations[0].status = 'deleted'  # as the first pass left it
+    check_image_scrubbed(engine, stores, stuck)

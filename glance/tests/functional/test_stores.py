@@ -101,14 +101,8 @@ def test_s3_location_the_store_fails_on_is_retried_by_the_next_pass(
         scenario.check_image_scrubbed(database.engine, stores, image)
 
     proxy.stop_failing()
-    run = fixtures.run_scrubber(config)
-
-    assert run.returncode == 0, run.describe()
-    assert scenario.summary_counts(run.summary) == {
-        'found': 1, 'scrubbed': 1, 'failed': 0, 'skipped': 0,
-        'locations_deleted': 2, 'bytes_reclaimed': 2 * scenario.IMAGE_SIZE}
-    stuck.locations[0].status = 'deleted'  # as the first pass left it
-    scenario.check_image_scrubbed(database.engine, stores, stuck)
+    scenario.check_next_pass_finishes(config, database.engine, stores, stuck,
+                                      locations_left=2)
 
 
 def test_only_the_image_no_store_can_delete_fails(database, config,

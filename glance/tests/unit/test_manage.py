@@ -18,9 +18,7 @@ so their processes run side by side (start-up dominates their cost).
 """
 
 import os
-import shutil
 import subprocess
-import sys
 import unittest
 import uuid
 
@@ -28,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from glance.tests.unit.db import set_up_database
+from glance.tests import utils
 
 ERROR_PREFIX = 'glance-manage: Cannot use the database at '
 # Cases whose server is missing here: name -> reason (CI fails instead).
@@ -35,14 +34,7 @@ SKIPPED = {}
 
 
 def glance_manage():
-    beside_python = os.path.join(os.path.dirname(sys.executable),
-                                 'glance-manage')
-    if os.path.exists(beside_python):
-        return beside_python
-    found = shutil.which('glance-manage')
-    if found is None:
-        pytest.fail('the glance-manage console script is not installed')
-    return found
+    return utils.console_script('glance-manage')
 
 
 def missing_postgresql_database_url(request):

@@ -23,9 +23,7 @@ of them side by side, and the tests then check what each left behind.
 
 import dataclasses
 import os
-import shutil
 import subprocess
-import sys
 import unittest
 
 import pytest
@@ -34,19 +32,13 @@ import sqlalchemy as sa
 from glance.db.sqlalchemy import alembic_migrations
 from glance.tests import databases
 from glance.tests.unit.db import set_up_database
+from glance.tests import utils
 
 UPSTREAM_REVISION = '2025_1_contract01'
 
 
 def glance_manage():
-    beside_python = os.path.join(os.path.dirname(sys.executable),
-                                 'glance-manage')
-    if os.path.exists(beside_python):
-        return beside_python
-    found = shutil.which('glance-manage')
-    if found is None:
-        pytest.fail('the glance-manage console script is not installed')
-    return found
+    return utils.console_script('glance-manage')
 
 
 @dataclasses.dataclass
