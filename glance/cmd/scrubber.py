@@ -177,10 +177,19 @@ def _check_lock_path(lock_path):
 
 
 def build_scrubber(admin_context, settings, multistore):
+    shared_s3 = s3_stores.SharedS3Stores.from_config(CONF, multistore)
+    try:
+        clients = shared_s3.prepare(settings['pool_size'])
+    except ValueError as error:
+        # botocore's word for an endpoint it cannot use.
+        raise exception.InvalidConfiguration(
+            reason=_('cannot make an S3 client: %s') % error)
+    if clients:
+        LOG.info('%d S3 client(s) ready for %d workers', clients,
+                 settings['pool_size'])
     deleter = scrubber.StoreDeleter(
         admin_context, multistore=multistore,
-        encryption_key=settings['encryption_key'],
-        s3_stores=s3_stores.SharedS3Stores.from_config(CONF, multistore))
+        encryption_key=settings['encryption_key'], s3_stores=shared_s3)
     return scrubber.Scrubber(
         admin_context, scrubber.Worker(admin_context, deleter),
         scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],
@@ -239,20 +248,21 @@ def _ignore_hangup(signum, frame):
 
 
 def _database_pool_options(conf, pool_size):
-    """Enough database connections for every worker and the pass itself.
+    """Enough pooled database connections for every worker and the pass.
 
-    Each worker re-reads its image's status right before deleting; with
-    fewer connections than workers they would queue for one.
+    Each worker re-reads its image's status right before deleting. The
+    pool is raised rather than its overflow: overflow connections are
+    closed when handed back, so every status read past the pool would open
+    a connection of its own.
     """
     wanted = pool_size + 2
-    size = conf.database.max_pool_size or 0
-    overflow = conf.database.max_overflow
-    if overflow is None or overflow < 0 or size + overflow >= wanted:
+    size = conf.database.max_pool_size
+    if size is None or size >= wanted:
         return {}
-    LOG.info('Raising [database] max_overflow from %(old)d to %(new)d for '
-             '%(size)d workers', {'old': overflow, 'new': wanted - size,
+    LOG.info('Raising [database] max_pool_size from %(old)d to %(new)d for '
+             '%(size)d workers', {'old': size, 'new': wanted,
                                   'size': pool_size})
-    return {'max_overflow': wanted - size}
+    return {'max_pool_size': wanted}
 
 
 def _fail(error):
@@ -279,6 +289,8 @@ def main(argv=None):
         settings, admin_context = _start(argv)
         if not settings['restore']:
             multistore = setup_stores(CONF)
+            the_scrubber = build_scrubber(admin_context, settings,
+                                          multistore)
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)
@@ -288,8 +300,6 @@ def main(argv=None):
             if settings['restore']:
                 return restore(admin_context, settings['restore'],
                                settings['lock_path'])
-            the_scrubber = build_scrubber(admin_context, settings,
-                                          multistore)
             if settings['daemon']:
                 return run_daemon(the_scrubber, settings['wakeup_time'])
             return run_once(the_scrubber)

@@ -44,6 +44,8 @@ from oslo_config import cfg
 FACTORY = '_create_s3_client'
 S3_SCHEMES = ('s3', 's3+http', 's3+https')
 S3_TYPE = 's3'
+# The single store serves every S3 scheme with one configuration.
+SINGLE_STORE = 's3'
 
 
 def _scheme(url):
@@ -90,9 +92,36 @@ class SharedS3Stores:
     def delete(self, url, backend, context):
         """Delete one S3 location's data; glance_store's errors pass on."""
         location = self._location(url, backend)
-        key = backend if self._multistore else _scheme(url)
+        key = backend if self._multistore else SINGLE_STORE
         with self._lease(key) as store:
             return store.delete(location, context=context)
+
+    def prepare(self, workers):
+        """Build, before any pass, the clients *workers* workers will use.
+
+        Building a client costs about 0.2 s of CPU; done here, it is off
+        the path of the first pass, where workers would wait for it.
+
+        :returns: how many clients were built.
+        """
+        with self._lock:
+            for key in self._configured_keys():
+                while self._room(key) < workers:
+                    self._open(key)
+        return self.clients()
+
+    def _configured_keys(self):
+        if self._multistore:
+            return sorted(self._s3_backends)
+        import glance_store
+        try:
+            glance_store.get_store_from_scheme(SINGLE_STORE)
+        except glance_store.exceptions.UnknownScheme:
+            return []
+        return [SINGLE_STORE]
+
+    def _room(self, key):
+        return sum(shared.capacity for shared in self._stores[key])
 
     def clients(self):
         """How many clients (store instances) have been built so far."""

@@ -122,8 +122,9 @@ class TestDatabasePool(testtools.TestCase):
 
     def test_enough_connections_are_left_alone(self):
         self.assertEqual({}, cmd._database_pool_options(
-            self.conf_with(5, 50), pool_size=16))
+            self.conf_with(20, 50), pool_size=16))
 
-    def test_overflow_is_raised_to_serve_every_worker(self):
-        self.assertEqual({'max_overflow': 61}, cmd._database_pool_options(
+    def test_pool_is_raised_to_keep_a_connection_per_worker(self):
+        # Not the overflow: overflow connections are closed on release.
+        self.assertEqual({'max_pool_size': 66}, cmd._database_pool_options(
             self.conf_with(5, 50), pool_size=64))

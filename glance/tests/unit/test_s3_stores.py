@@ -154,6 +154,24 @@ class TestSharedS3Stores(MotoS3):
         self.stores.delete(self.put_objects(1)[0], None, self.context)
         self.assertEqual(2, len(self.clients_built))
 
+    def test_prepare_builds_the_clients_the_workers_need_up_front(self):
+        self.assertEqual(3, self.stores.prepare(workers=25))
+
+        with contextlib.ExitStack() as leases:
+            for _ in range(25):
+                leases.enter_context(self.stores._lease('s3'))
+            self.assertEqual(3, self.stores.clients())
+        self.assertEqual(3, len(self.clients_built))
+
+    def test_s3_urls_of_every_scheme_share_the_clients(self):
+        urls = self.put_objects(2)
+        self.stores.delete(urls[0], None, self.context)
+        self.stores.delete(urls[1].replace('s3://', 's3+http://'), None,
+                           self.context)
+
+        self.assertEqual(1, len(self.clients_built))
+        self.assertEqual([], self.keys_left())
+
     def test_missing_object_is_glance_stores_not_found(self):
         url = self.put_objects(1)[0]
         self.stores.delete(url, None, self.context)
