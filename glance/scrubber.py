@@ -310,7 +310,13 @@ class Worker:
                            _one_line(error))
 
     def _scrub(self, job):
-        if not self._still_pending_delete(job.id):
+        try:
+            pending = self._still_pending_delete(job.id)
+        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
+            return Outcome(job.id, Result.FAILED,
+                           reason=_('cannot re-read its status, nothing '
+                                    'deleted: %s') % _one_line(error))
+        if not pending:
             return Outcome(job.id, Result.SKIPPED,
                            reason=_('no longer pending_delete'))
         outcome = Outcome(job.id, Result.SCRUBBED)

@@ -23,6 +23,7 @@ import time
 import eventlet
 import fixtures
 import futurist
+from oslo_utils import timeutils
 import testtools
 
 from glance.common import exception
@@ -509,3 +510,28 @@ class TestSummary(testtools.TestCase):
             'bytes_reclaimed=4096 seconds=2.00 images_per_second=2.0',
             summary.describe())
         self.assertEqual(0.0, scrubber.Summary().images_per_second)
+
+
+class TestDatabaseTrouble(ScrubberTestCase):
+
+    def test_image_whose_status_cannot_be_read_keeps_its_data(self):
+        image = self.insert(pending_image('img'))[0]
+        deleter = RecordingDeleter()
+        the_scrubber = self.make_scrubber(deleter)
+        # The page is read, then the images table goes away under the
+        # worker's status re-read.
+        pages = iter([db_api.list_pending_delete_images(
+            self.context, timeutils.utcnow())])
+        self.useFixture(fixtures.MockPatchObject(
+            scrubber.Queue, '__iter__',
+            lambda queue: iter(next(pages))))
+        with self.db.engine.begin() as connection:
+            connection.exec_driver_sql(
+                'ALTER TABLE images RENAME TO images_away')
+
+        summary = the_scrubber._run_pass()
+
+        self.assertEqual([], deleter.deleted)
+        self.assertEqual(1, summary.failed)
+        self.assertIn('Image %s not scrubbed' % image.id, self.logs.output)
+        self.assertIn('cannot re-read its status', self.logs.output)
