@@ -25,8 +25,9 @@ was scrubbed (rows 'deleted', data gone) and prints one table row:
   upstream logs none, so its pass time is the process wall time minus
   the median wall time of the same command on an empty queue (start-up
   and shut-down), measured in the same cell.
-* CPU s and peak RSS: the child's own rusage (os.wait4), user + system,
-  ru_maxrss; nothing is sampled.
+* CPU s: the child's own rusage (os.wait4), user + system; peak RSS: the
+  child's VmHWM, read from /proc while it runs (ru_maxrss would carry
+  this process's own high water mark across the exec).
 * SQL/img: SQL statements plus COMMIT/ROLLBACK per image, counted in the
   scrubber process by tools/bench/counted_scrubber.py (one SQLAlchemy
   listener), minus those of the empty-queue run.
@@ -153,9 +154,11 @@ def plan(quick, groups, runs):
 def measure(command, env, cwd, log_prefix, timeout=RUN_TIMEOUT):
     """Run *command* to its end: (returncode, wall s, CPU s, peak RSS MB).
 
-    The child is reaped with os.wait4, whose rusage is the child's own:
-    user + system CPU seconds and its largest resident set (ru_maxrss,
-    KiB on Linux). Output goes to files: a pipe could block it.
+    The child is reaped with os.wait4, whose rusage gives its own user +
+    system CPU seconds. Its peak resident set is read from VmHWM in
+    /proc while it runs, not from ru_maxrss: Linux carries the high water
+    mark of the memory the child had before exec, which is this (large)
+    benchmark process's. Output goes to files: a pipe could block it.
     """
     with open(log_prefix + '.out', 'w') as out, \
             open(log_prefix + '.err', 'w') as err:
@@ -163,16 +166,44 @@ def measure(command, env, cwd, log_prefix, timeout=RUN_TIMEOUT):
         process = subprocess.Popen(command, env=env, cwd=cwd,
                                    stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=err, start_new_session=True)
+        watcher = _PeakWatcher(process.pid)
+        watcher.start()
         timer = threading.Timer(timeout, _kill_group, (process.pid,))
         timer.start()
         try:
             _, status, usage = os.wait4(process.pid, 0)
         finally:
             timer.cancel()
+            watcher.stop()
         wall = time.monotonic() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     return (process.returncode, wall, usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024.0)
+            watcher.peak_kib / 1024.0)
+
+
+class _PeakWatcher(threading.Thread):
+    """Reads a process's VmHWM (peak RSS, KiB) every 20 ms until stopped."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self._path = '/proc/%d/status' % pid
+        self._stopping = threading.Event()
+        self.peak_kib = 0
+
+    def run(self):
+        while not self._stopping.wait(0.02):
+            try:
+                with open(self._path) as status:
+                    for line in status:
+                        if line.startswith('VmHWM:'):
+                            self.peak_kib = max(self.peak_kib,
+                                                int(line.split()[1]))
+            except (OSError, ValueError):
+                return  # gone (or a zombie without memory)
+
+    def stop(self):
+        self._stopping.set()
+        self.join()
 
 
 def _error_lines(output):
@@ -318,17 +349,27 @@ class Setup:
             'PYTHONWARNINGS': 'ignore'})
         if self.s3:
             self.s3.proxy.reset()
-        command = [self.python, str(COUNTED_SCRUBBER), '--config-file',
-                   self.config.path]
+        # The memory cells run the console script itself, without the
+        # statement counter's listener, so that nothing but the scrubber
+        # is measured.
+        counting = self.cell.group != 'memory'
+        if counting:
+            command = [self.python, str(COUNTED_SCRUBBER)]
+        else:
+            command = [os.path.join(os.path.dirname(self.python),
+                                    'glance-scrubber')]
+        command += ['--config-file', self.config.path]
         returncode, wall, cpu, rss = measure(command, env, self.workdir,
                                              prefix)
         output = _read(prefix + '.out') + _read(prefix + '.err')
         if returncode != 0 and self.cell.impl == 'ours':
             raise RuntimeError('%s: exit %s\n%s' % (
                 self.cell.label(), returncode, output[-3000:]))
-        with open(prefix + '.counts') as counts_file:
-            counts = json.load(counts_file)
-        self._check_glance(counts['glance'])
+        counts = {}
+        if counting:
+            with open(prefix + '.counts') as counts_file:
+                counts = json.load(counts_file)
+            self._check_glance(counts['glance'])
         summaries = harness.parse_summaries(output)
         statements = (counts.get('statements', 0) + counts.get('commits', 0)
                       + counts.get('rollbacks', 0))
@@ -508,7 +549,9 @@ def row_of(result, results):
                                 '' if result['impl'] == 'ours' else ' *'),
         '%.2f' % result['wall_s'], '%.2f' % result['startup_s'],
         '%.1f' % result['images_per_s'], '%.2f' % result['cpu_s'],
-        '%.0f' % result['peak_rss_mb'], '%.1f' % result['sql_per_image'],
+        '%.0f' % result['peak_rss_mb'],
+        '..' if result['group'] == 'memory' else
+        '%.1f' % result['sql_per_image'],
         '%.2f' % result['k'] if s3 else '',
         '%.1f' % result['service_ms'] if result.get('service_ms') else '',
         '%.2f' % result['ideal_s'] if s3 else '',
@@ -633,9 +676,10 @@ def write_rst(results, checks, meta, path=RST_PATH):
         'it in its "Scrub pass summary" line; upstream logs no pass time, '
         'so for upstream (marked \\*) it is the process wall time minus '
         'the median wall time of the same command on an empty queue '
-        '(*start s*). *img/s* = N / pass s. *CPU s* and *RSS MB* are the '
-        'scrubber process\'s own user+system CPU time and peak resident '
-        'set (``os.wait4`` rusage). *SQL/img*: SQL statements plus '
+        '(*start s*). *img/s* = N / pass s. *CPU s* is the scrubber '
+        'process\'s own user+system CPU time (``os.wait4`` rusage), *RSS '
+        'MB* its peak resident set (``VmHWM``, read while it runs). '
+        '*SQL/img*: SQL statements plus '
         'COMMIT/ROLLBACK per image, counted inside the scrubber by one '
         'SQLAlchemy listener (tools/bench/counted_scrubber.py), start-up '
         'excluded; an executemany counts once, BEGIN only where the '
