@@ -661,6 +661,11 @@ def write_rst(results, checks, meta, path=RST_PATH):
         'than with another machine.' % (meta['date'], meta['machine'],
                                         meta['cores'], meta['python']),
         '',
+    ]
+    if meta.get('note'):
+        # Results merged from several runs say which row comes from which.
+        lines += [meta['note'], '']
+    lines += [
         'Method. Each cell seeds N images left ``pending_delete`` by '
         'glance-api (rows written directly, data really in the store: '
         'empty files for the file store, 64-byte objects in a local moto '
