@@ -33,6 +33,7 @@ import time
 
 import futurist
 from futurist import waiters
+import glance_store
 from glance_store import exceptions as store_exceptions
 from oslo_concurrency import lockutils
 from oslo_config import cfg
@@ -271,9 +272,6 @@ class StoreDeleter:
         if self._s3_stores and self._s3_stores.handles(url, backend):
             self._s3_stores.delete(url, backend, self._context)
             return
-        # Imported here: glance_store's top-level helpers read its global
-        # configuration, registered by the command before any delete.
-        import glance_store
         if self._multistore:
             glance_store.delete(url, backend, context=self._context)
         else:

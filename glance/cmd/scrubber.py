@@ -30,6 +30,7 @@ import sys
 
 from glance import cmd as glance_cmd
 
+import glance_store
 from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -53,7 +54,6 @@ EXIT_BUSY = 3
 
 
 def register_opts(conf):
-    import glance_store
     config.register_opts(conf)
     scrubber.register_opts(conf)
     scrubber.register_cli_opts(conf)
@@ -101,17 +101,16 @@ def setup_stores(conf):
 
     :returns: True when multiple backends (``enabled_backends``) are on.
     """
-    import glance_store
     _check_store_types(conf)
     try:
-        multistore = _create_stores(glance_store, conf)
+        multistore = _create_stores(conf)
     except (RuntimeError, glance_store.exceptions.GlanceStoreException,
             glance_store.exceptions.BackendException) as error:
         raise exception.InvalidConfiguration(reason=str(error))
     return multistore
 
 
-def _create_stores(glance_store, conf):
+def _create_stores(conf):
     if conf.enabled_backends:
         glance_store.register_store_opts(conf)
         glance_store.create_multi_stores(conf)

@@ -39,6 +39,8 @@ import collections
 import contextlib
 import threading
 
+import glance_store
+from glance_store import location as store_location
 from oslo_config import cfg
 
 FACTORY = '_create_s3_client'
@@ -113,7 +115,6 @@ class SharedS3Stores:
     def _configured_keys(self):
         if self._multistore:
             return sorted(self._s3_backends)
-        import glance_store
         try:
             glance_store.get_store_from_scheme(SINGLE_STORE)
         except glance_store.exceptions.UnknownScheme:
@@ -129,11 +130,10 @@ class SharedS3Stores:
             return sum(len(shared) for shared in self._stores.values())
 
     def _location(self, url, backend):
-        from glance_store import location
         if self._multistore:
-            return location.get_location_from_uri_and_backend(
+            return store_location.get_location_from_uri_and_backend(
                 url, backend, conf=cfg.CONF)
-        return location.get_location_from_uri(url, conf=cfg.CONF)
+        return store_location.get_location_from_uri(url, conf=cfg.CONF)
 
     @contextlib.contextmanager
     def _lease(self, key):
@@ -155,7 +155,6 @@ class SharedS3Stores:
     def _open(self, key):
         # Opened under the lock on purpose: at the start of a pass every
         # worker wants a store at once, and one client serves ten of them.
-        import glance_store
         if self._multistore:
             store = glance_store.get_store_from_store_identifier(key)
         else:

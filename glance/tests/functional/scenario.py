@@ -316,3 +316,20 @@ def check_next_pass_finishes(config, engine, stores, stuck, locations_left):
         'bytes_reclaimed': locations_left * IMAGE_SIZE}
     stuck.locations[0].status = 'deleted'  # as the first pass left it
     check_image_scrubbed(engine, stores, stuck)
+
+
+def run_with_one_failure(config, found, locations_deleted):
+    """Run a pass in which exactly one of *found* images fails.
+
+    It must exit 1 without a traceback, and count every location it did
+    delete (each IMAGE_SIZE bytes); returns the run.
+    """
+    run = fixtures.run_scrubber(config)
+
+    assert run.returncode == 1, run.describe()
+    assert 'Traceback' not in run.output, run.describe()
+    assert summary_counts(run.summary) == {
+        'found': found, 'scrubbed': found - 1, 'failed': 1, 'skipped': 0,
+        'locations_deleted': locations_deleted,
+        'bytes_reclaimed': locations_deleted * IMAGE_SIZE}
+    return run
