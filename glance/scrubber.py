@@ -398,8 +398,8 @@ class Scrubber:
     :param report_interval: seconds between progress lines in a pass.
     """
 
-    # Jobs handed to the executor but not yet recorded, per worker: enough
-    # to keep every worker busy while finished jobs are recorded.
+    # Jobs handed to the executor and not yet finished, per worker: enough
+    # to keep every worker busy while the pass collects finished ones.
     IN_FLIGHT_PER_WORKER = 2
 
     def __init__(self, context, worker, executors, pool_size, scrub_time,
