@@ -291,11 +291,17 @@ class Worker:
 
     It never raises: every outcome, failures included, is returned, and
     nothing is written to the database here (the pass records outcomes).
+    The database connections it keeps between images are given back by
+    release(), which the pass calls once its images are all done.
     """
 
-    def __init__(self, context, deleter):
-        self._context = context
+    def __init__(self, deleter):
         self._deleter = deleter
+        self._statuses = db_api.StatusReader()
+
+    def release(self):
+        """Give back the database connections kept between images."""
+        self._statuses.release()
 
     def __call__(self, job):
         try:
@@ -333,8 +339,7 @@ class Worker:
     def _still_pending_delete(self, image_id):
         # Re-read right before deleting: an image restored since the page
         # was read must keep its data.
-        status = db_api.get_image_status(self._context, image_id)
-        return status == db_api.PENDING_DELETE
+        return self._statuses.status(image_id) == db_api.PENDING_DELETE
 
 
 # --- the queue --------------------------------------------------------------
@@ -390,7 +395,8 @@ class Scrubber:
     """Runs scrub passes: streams the queue through a bounded executor.
 
     :param context: admin request context.
-    :param worker: callable scrubbing one image, returning an Outcome.
+    :param worker: a Worker: scrubs one image when called, returning an
+        Outcome; release() is called at the end of each pass.
     :param executors: makes the executor of a pass (see Executors).
     :param pool_size: ``scrub_pool_size``, images scrubbed at once.
     :param scrub_time: ``scrub_time``, seconds an image waits.
@@ -464,6 +470,7 @@ class Scrubber:
             # The workers are idle now: no need to wait for their threads
             # to notice the shutdown.
             executor.shutdown(wait=False)
+            self._worker.release()
         summary.seconds = time.monotonic() - started
         LOG.info('Scrub pass summary: %s', summary.describe())
         return summary

@@ -190,7 +190,7 @@ def build_scrubber(admin_context, settings, multistore):
         admin_context, multistore=multistore,
         encryption_key=settings['encryption_key'], s3_stores=shared_s3)
     return scrubber.Scrubber(
-        admin_context, scrubber.Worker(admin_context, deleter),
+        admin_context, scrubber.Worker(deleter),
         scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],
         settings['scrub_time'], settings['lock_path'])
 
@@ -249,10 +249,11 @@ def _ignore_hangup(signum, frame):
 def _database_pool_options(conf, pool_size):
     """Enough pooled database connections for every worker and the pass.
 
-    Each worker re-reads its image's status right before deleting. The
-    pool is raised rather than its overflow: overflow connections are
-    closed when handed back, so every status read past the pool would open
-    a connection of its own.
+    During a pass each worker keeps a connection for the status re-reads
+    (db_api.StatusReader) and the pass uses up to two more, to page
+    through the queue and to record. The pool is raised rather than its
+    overflow: overflow connections are closed when handed back, so a
+    daemon would open them anew at every pass.
     """
     wanted = pool_size + 2
     size = conf.database.max_pool_size

@@ -14,9 +14,9 @@
 
 Only what the scrubber needs lives here: page through the queue of
 eligible images with their pending_delete locations, read one image's
-status, record what a scrub deleted, and restore an image. Every public
-function is one transaction, retried by oslo.db on deadlock and on a
-dropped connection.
+status (StatusReader), record what a scrub deleted, and restore an
+image. Every public function is one transaction, retried by oslo.db on
+deadlock and on a dropped connection.
 """
 
 import contextlib
@@ -236,14 +236,62 @@ def _group_rows(rows):
     return images
 
 
-@retry_on_db_error
-def get_image_status(context, image_id):
-    """Return the status of an image, or None when there is no such row."""
-    query = sa.select(models.Image.status).where(models.Image.id == image_id)
-    # A connection rather than an ORM session: this runs once per image,
-    # right before its data is deleted, and a session costs twice as much.
-    with _get_facade().reader.connection.using(context) as connection:
-        return connection.execute(query).scalar_one_or_none()
+_STATUS_QUERY = sa.select(models.Image.status).where(
+    models.Image.id == sa.bindparam('image_id'))
+
+
+class StatusReader:
+    """Reads image statuses over connections kept between reads.
+
+    A pass re-reads the status of each image right before deleting its
+    data. A connection taken from the pool for each read would cost a
+    ping at checkout and a rollback at checkin; the reader keeps its
+    autocommit connections instead (one per worker reading at once) until
+    release(), and a read is the SELECT alone (plus a COMMIT on MySQL).
+
+    Safe for concurrent use by threads and green threads.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle = []
+
+    @retry_on_db_error
+    def status(self, image_id):
+        """The status of an image, or None when there is no such row."""
+        connection = self._take()
+        try:
+            status = connection.execute(
+                _STATUS_QUERY, {'image_id': image_id}).scalar_one_or_none()
+            # End the transaction SQLAlchemy began: oslo.db makes it a
+            # real one on SQLite, whose read lock would block the pass's
+            # own writes.
+            connection.commit()
+        except BaseException:
+            # After an error (a restarted server, say) the kept connections
+            # may all be dead: none is kept, the retry takes (and pings) a
+            # new one from the pool.
+            connection.close()
+            self.release()
+            raise
+        with self._lock:
+            self._idle.append(connection)
+        return status
+
+    def release(self):
+        """Give the kept connections back to the pool."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _take(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        engine = _get_facade().reader.get_engine()
+        return engine.connect().execution_options(
+            isolation_level='AUTOCOMMIT')
 
 
 @dataclasses.dataclass(frozen=True)

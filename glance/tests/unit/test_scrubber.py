@@ -106,7 +106,7 @@ class ScrubberTestCase(testtools.TestCase):
             name='glance.scrubber', level='DEBUG'))
 
     def make_scrubber(self, deleter, pool_size=1, scrub_time=0, **kwargs):
-        worker = scrubber.Worker(self.context, deleter)
+        worker = scrubber.Worker(deleter)
         return scrubber.Scrubber(
             self.context, worker, scrubber.Executors(self.backend),
             pool_size, scrub_time, self.lock_path, **kwargs)
@@ -221,18 +221,18 @@ class TestPass(ScrubberTestCase):
             return executor
 
         counting_executors.backend = self.backend
-        worker = scrubber.Worker(self.context,
-                                 RecordingDeleter(delay=0.01))
 
-        def counted_worker(job):
-            try:
-                return worker(job)
-            finally:
-                with lock:
-                    counts['finished'] += 1
+        class CountedWorker(scrubber.Worker):
+            def __call__(self, job):
+                try:
+                    return super().__call__(job)
+                finally:
+                    with lock:
+                        counts['finished'] += 1
 
         the_scrubber = scrubber.Scrubber(
-            self.context, counted_worker, counting_executors, 3, 0,
+            self.context, CountedWorker(RecordingDeleter(delay=0.01)),
+            counting_executors, 3, 0,
             self.lock_path, page_size=4)
 
         summary = the_scrubber.run_once()

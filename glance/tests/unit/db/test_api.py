@@ -253,16 +253,102 @@ def test_one_query_per_call_for_a_full_page(db, context):
     assert len(statements) == 1, statements
 
 
-# get_image_status
+# StatusReader
 
-def test_get_image_status(db, context):
+def test_status_reader_reads_the_current_status(db):
     image = seed.Image(pending('file:///x'))
     seed.insert(db.engine, [image])
+    reader = api.StatusReader()
+    try:
+        assert reader.status(image.id) == 'pending_delete'
+        update_image(db.engine, image.id, status='active')
+        assert reader.status(image.id) == 'active'
+        assert reader.status('no-such-image') is None
+    finally:
+        reader.release()
 
-    assert api.get_image_status(context, image.id) == 'pending_delete'
-    update_image(db.engine, image.id, status='active')
-    assert api.get_image_status(context, image.id) == 'active'
-    assert api.get_image_status(context, 'no-such-image') is None
+
+def test_status_reader_reuses_one_connection_until_released(db):
+    image = seed.Image(pending('file:///x'))
+    seed.insert(db.engine, [image])
+    pool = api.get_engine().pool
+    events = []
+    listeners = [(name, lambda *args, name=name: events.append(name))
+                 for name in ('checkout', 'checkin')]
+    for name, listener in listeners:
+        sa.event.listen(pool, name, listener)
+    reader = api.StatusReader()
+    try:
+        for _read in range(3):
+            reader.status(image.id)
+        assert events == ['checkout']
+        reader.release()
+        assert events == ['checkout', 'checkin']
+    finally:
+        for name, listener in listeners:
+            sa.event.remove(pool, name, listener)
+
+
+def test_status_reader_reads_without_a_pool_checkout(db):
+    image = seed.Image(pending('file:///x'))
+    seed.insert(db.engine, [image])
+    engine = api.get_engine()
+    pool_events = []
+
+    def record(name):
+        return lambda *args: pool_events.append(name)
+
+    listeners = [(name, record(name))
+                 for name in ('checkout', 'checkin', 'reset')]
+    reader = api.StatusReader()
+    reader.status(image.id)
+    for name, listener in listeners:
+        sa.event.listen(engine.pool, name, listener)
+    try:
+        with StatementCounter(engine) as counter:
+            reader.status(image.id)
+            statements = counter.take()
+    finally:
+        for name, listener in listeners:
+            sa.event.remove(engine.pool, name, listener)
+        reader.release()
+
+    # A checkout would ping the server, a checkin roll back.
+    assert pool_events == []
+    assert len(statements) == 1, statements
+
+
+def test_status_reader_lets_writers_in_between_reads(db):
+    image = seed.Image(pending('file:///x'))
+    seed.insert(db.engine, [image])
+    reader = api.StatusReader()
+    try:
+        reader.status(image.id)
+        # SQLite would say "database is locked" if the read's
+        # transaction were still open.
+        update_image(db.engine, image.id, status='active')
+        assert reader.status(image.id) == 'active'
+    finally:
+        reader.release()
+
+
+def test_status_reader_replaces_a_dropped_connection(db):
+    _require_server(db)
+    image = seed.Image(pending('file:///x'))
+    seed.insert(db.engine, [image])
+    reader = api.StatusReader()
+    try:
+        reader.status(image.id)
+        victim = reader._idle[0].exec_driver_sql(
+            _backend_id_sql(db.backend)).scalar()
+        with db.engine.connect() as admin:
+            admin.exec_driver_sql(_kill_sql(db.backend, victim))
+
+        assert reader.status(image.id) == 'pending_delete'
+        assert reader._idle[0].exec_driver_sql(
+            _backend_id_sql(db.backend)).scalar() != victim
+    finally:
+        reader.release()
 
 
 # record_scrub
@@ -525,7 +611,7 @@ def test_dropped_connection_is_replaced(db, context):
     with db.engine.connect() as admin:
         admin.exec_driver_sql(_kill_sql(db.backend, victim))
 
-    assert api.get_image_status(context, image.id) == 'pending_delete'
+    assert api.StatusReader().status(image.id) == 'pending_delete'
     with engine.connect() as connection:
         assert connection.exec_driver_sql(
             _backend_id_sql(db.backend)).scalar() != victim
