@@ -338,6 +338,9 @@ def _read(path):
 class MotoServer(fixtures.Fixture):
     """moto's S3 server on a free loopback port, stopped at cleanup.
 
+    It runs glance.tests.functional.s3_server: moto's S3 on a server that
+    keeps connections alive.
+
     :ivar endpoint: ``http://127.0.0.1:PORT``.
     """
 
@@ -356,8 +359,8 @@ class MotoServer(fixtures.Fixture):
         if self._log_path:
             self.addCleanup(log.close)
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'moto.server', '-H', LOOPBACK,
-             '-p', str(self.port)],
+            [sys.executable, '-m', 'glance.tests.functional.s3_server',
+             '--host', LOOPBACK, '--port', str(self.port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             env=scrubber_environment())
         self.addCleanup(self._stop)
