@@ -255,100 +255,89 @@ def test_one_query_per_call_for_a_full_page(db, context):
 
 # StatusReader
 
-def test_status_reader_reads_the_current_status(db):
-    image = seed.Image(pending('file:///x'))
-    seed.insert(db.engine, [image])
+@pytest.fixture
+def reader(db):
     reader = api.StatusReader()
-    try:
-        assert reader.status(image.id) == 'pending_delete'
-        update_image(db.engine, image.id, status='active')
-        assert reader.status(image.id) == 'active'
-        assert reader.status('no-such-image') is None
-    finally:
-        reader.release()
+    yield reader
+    reader.release()
 
 
-def test_status_reader_reuses_one_connection_until_released(db):
+@pytest.fixture
+def image_id(db):
     image = seed.Image(pending('file:///x'))
     seed.insert(db.engine, [image])
-    pool = api.get_engine().pool
-    events = []
-    listeners = [(name, lambda *args, name=name: events.append(name))
-                 for name in ('checkout', 'checkin')]
-    for name, listener in listeners:
-        sa.event.listen(pool, name, listener)
-    reader = api.StatusReader()
-    try:
+    return image.id
+
+
+class PoolEvents:
+    """Records checkouts, checkins and resets of the API's engine pool."""
+
+    NAMES = ('checkout', 'checkin', 'reset')
+
+    def __init__(self):
+        self.pool = api.get_engine().pool
+        self.events = []
+        self._listeners = [
+            (name, lambda *args, name=name: self.events.append(name))
+            for name in self.NAMES]
+
+    def __enter__(self):
+        for name, listener in self._listeners:
+            sa.event.listen(self.pool, name, listener)
+        return self
+
+    def __exit__(self, *exc_info):
+        for name, listener in self._listeners:
+            sa.event.remove(self.pool, name, listener)
+
+
+def test_status_reader_reads_the_current_status(db, reader, image_id):
+    assert reader.status(image_id) == 'pending_delete'
+    update_image(db.engine, image_id, status='active')
+    assert reader.status(image_id) == 'active'
+    assert reader.status('no-such-image') is None
+
+
+def test_status_reader_keeps_one_connection_until_released(reader,
+                                                           image_id):
+    with PoolEvents() as pool:
         for _read in range(3):
-            reader.status(image.id)
-        assert events == ['checkout']
+            reader.status(image_id)
+        assert pool.events == ['checkout']
         reader.release()
-        assert events == ['checkout', 'checkin']
-    finally:
-        for name, listener in listeners:
-            sa.event.remove(pool, name, listener)
+        assert pool.events.count('checkin') == 1
 
 
-def test_status_reader_reads_without_a_pool_checkout(db):
-    image = seed.Image(pending('file:///x'))
-    seed.insert(db.engine, [image])
-    engine = api.get_engine()
-    pool_events = []
-
-    def record(name):
-        return lambda *args: pool_events.append(name)
-
-    listeners = [(name, record(name))
-                 for name in ('checkout', 'checkin', 'reset')]
-    reader = api.StatusReader()
-    reader.status(image.id)
-    for name, listener in listeners:
-        sa.event.listen(engine.pool, name, listener)
-    try:
-        with StatementCounter(engine) as counter:
-            reader.status(image.id)
-            statements = counter.take()
-    finally:
-        for name, listener in listeners:
-            sa.event.remove(engine.pool, name, listener)
-        reader.release()
+def test_status_reader_sends_only_the_select(reader, image_id):
+    reader.status(image_id)
+    with PoolEvents() as pool, \
+            StatementCounter(api.get_engine()) as counter:
+        reader.status(image_id)
 
     # A checkout would ping the server, a checkin roll back.
-    assert pool_events == []
-    assert len(statements) == 1, statements
+    assert pool.events == []
+    assert len(counter.take()) == 1
 
 
-def test_status_reader_lets_writers_in_between_reads(db):
-    image = seed.Image(pending('file:///x'))
-    seed.insert(db.engine, [image])
-    reader = api.StatusReader()
-    try:
-        reader.status(image.id)
-        # SQLite would say "database is locked" if the read's
-        # transaction were still open.
-        update_image(db.engine, image.id, status='active')
-        assert reader.status(image.id) == 'active'
-    finally:
-        reader.release()
+def test_status_reader_lets_writers_in_between_reads(db, reader, image_id):
+    reader.status(image_id)
+    # SQLite would say "database is locked" if the read's transaction
+    # were still open.
+    update_image(db.engine, image_id, status='active')
+    assert reader.status(image_id) == 'active'
 
 
-def test_status_reader_replaces_a_dropped_connection(db):
+def test_status_reader_replaces_a_dropped_connection(db, reader, image_id):
     _require_server(db)
-    image = seed.Image(pending('file:///x'))
-    seed.insert(db.engine, [image])
-    reader = api.StatusReader()
-    try:
-        reader.status(image.id)
-        victim = reader._idle[0].exec_driver_sql(
-            _backend_id_sql(db.backend)).scalar()
-        with db.engine.connect() as admin:
-            admin.exec_driver_sql(_kill_sql(db.backend, victim))
+    reader.status(image_id)
+    victim = reader._idle[0].exec_driver_sql(
+        _backend_id_sql(db.backend)).scalar()
+    with db.engine.connect() as admin:
+        admin.exec_driver_sql(_kill_sql(db.backend, victim))
 
-        assert reader.status(image.id) == 'pending_delete'
-        assert reader._idle[0].exec_driver_sql(
-            _backend_id_sql(db.backend)).scalar() != victim
-    finally:
-        reader.release()
+    assert reader.status(image_id) == 'pending_delete'
+    assert reader._idle[0].exec_driver_sql(
+        _backend_id_sql(db.backend)).scalar() != victim
 
 
 # record_scrub
