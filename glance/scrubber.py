@@ -431,7 +431,7 @@ class Scrubber:
 
     def run_once(self):
         """Run one pass under the scrub lock and return its Summary."""
-        lock = pass_lock(self._lock_path)
+        lock = ScrubLock(self._lock_path)
         while not lock.acquire(blocking=True, timeout=1):
             if self.stopping:
                 return Summary()
@@ -631,11 +631,6 @@ class ScrubLock:
         self._thread_lock.release()
 
 
-def pass_lock(lock_path):
-    """The lock a scrub pass and --restore both take."""
-    return ScrubLock(lock_path)
-
-
 # --- restore ----------------------------------------------------------------
 
 
@@ -646,7 +641,7 @@ def restore(context, image_id, lock_path):
     :raises ScrubberBusy: a scrub pass holds the lock.
     :raises NotFound, Conflict: see db_api.restore_image.
     """
-    lock = pass_lock(lock_path)
+    lock = ScrubLock(lock_path)
     if not lock.acquire(blocking=False):
         raise exception.ScrubberBusy(lock=lock.path)
     try:

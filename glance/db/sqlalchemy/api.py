@@ -307,15 +307,6 @@ class ScrubRecord:
 IN_LIST_SIZE = 500
 
 
-def record_scrub(context, image_id, deleted_location_ids, image_done):
-    """Record the scrub of one image; see record_scrubs().
-
-    :returns: True when the image was marked deleted.
-    """
-    record = ScrubRecord(image_id, tuple(deleted_location_ids), image_done)
-    return image_id in record_scrubs(context, [record])
-
-
 @retry_on_db_error
 def record_scrubs(context, records):
     """Record what the scrubs of several images deleted, in one transaction.

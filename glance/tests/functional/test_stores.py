@@ -36,6 +36,16 @@ def use_s3_only(config, endpoint, bucket):
     return config.use_s3_store(endpoint, bucket.name)
 
 
+def use_file_and_s3(config, file_store, endpoint, bucket):
+    """Multi-store: backend 'fast' (file, the default) and 'cheap' (S3)."""
+    config.set('glance_store', stores=None, default_store=None,
+               filesystem_store_datadir=None)
+    config.use_multi_store('fast', {
+        'fast': ('file', {'filesystem_store_datadir': file_store.datadir}),
+        'cheap': ('s3', fixtures.s3_store_options(endpoint, bucket.name)),
+    })
+
+
 def test_s3_store_backlog(database, config, moto_server, s3_bucket):
     use_s3_only(config, moto_server.endpoint, s3_bucket)
     backlog = scenario.Backlog([scenario.Placement(s3_bucket)],
@@ -52,13 +62,7 @@ def test_multi_store_backlog(database, config, file_store, moto_server,
                              s3_bucket):
     """Images spread over a file and an S3 backend, some in both."""
     s3_bucket.credentials_in_url = False  # as glance_store writes them now
-    config.set('glance_store', stores=None, default_store=None,
-               filesystem_store_datadir=None)
-    config.use_multi_store('fast', {
-        'fast': ('file', {'filesystem_store_datadir': file_store.datadir}),
-        'cheap': ('s3', fixtures.s3_store_options(moto_server.endpoint,
-                                                  s3_bucket.name)),
-    })
+    use_file_and_s3(config, file_store, moto_server.endpoint, s3_bucket)
     backlog = scenario.Backlog(
         [scenario.Placement(file_store, 'fast'),
          scenario.Placement(s3_bucket, 'cheap')],
@@ -108,13 +112,7 @@ def test_only_the_image_no_store_can_delete_fails(database, config,
     A location without backend metadata (written before multi-store was
     turned on) is still found by its URL.
     """
-    config.set('glance_store', stores=None, default_store=None,
-               filesystem_store_datadir=None)
-    config.use_multi_store('fast', {
-        'fast': ('file', {'filesystem_store_datadir': file_store.datadir}),
-        'cheap': ('s3', fixtures.s3_store_options(moto_server.endpoint,
-                                                  s3_bucket.name)),
-    })
+    use_file_and_s3(config, file_store, moto_server.endpoint, s3_bucket)
     stores = scenario.StoreSet(file=file_store, s3=s3_bucket)
     good = scenario.pending_images([scenario.Placement(file_store, 'fast'),
                                     scenario.Placement(s3_bucket, 'cheap')],

@@ -446,7 +446,7 @@ class TestStopAndProgress(ScrubberTestCase):
 
     def test_pass_waits_for_the_lock_and_gives_up_when_stopped(self):
         self.insert(pending_image('img'))
-        lock = scrubber.pass_lock(self.lock_path)
+        lock = scrubber.ScrubLock(self.lock_path)
         self.assertTrue(lock.acquire(blocking=False))
         self.addCleanup(lock.release)
         deleter = RecordingDeleter()

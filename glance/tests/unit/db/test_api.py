@@ -108,6 +108,13 @@ def snapshot(engine):
                 sa.select(LOCATIONS).order_by(LOCATIONS.c.id))])
 
 
+def record_one(context, image_id, deleted_location_ids, image_done):
+    """record_scrubs() for one image: True when it was marked deleted."""
+    record = api.ScrubRecord(image_id, tuple(deleted_location_ids),
+                             image_done)
+    return image_id in api.record_scrubs(context, [record])
+
+
 def listed_ids(context, **kwargs):
     return [image.id for image in
             api.list_pending_delete_images(context, cutoff(), **kwargs)]
@@ -350,8 +357,8 @@ def test_record_scrub_marks_only_given_locations(db, context):
     with db.engine.begin() as connection:
         connection.execute(LOCATIONS.update().values(deleted_at=None))
 
-    finished = api.record_scrub(context, image.id, [first, second],
-                                image_done=False)
+    finished = record_one(context, image.id, [first, second],
+                          image_done=False)
 
     assert finished is False
     assert location_rows(db.engine, image.id) == [
@@ -370,7 +377,7 @@ def test_record_scrub_ignores_a_location_of_another_image(db, context):
     own = location_ids(db.engine, image.id)[0]
     foreign = location_ids(db.engine, other.id)[0]
 
-    api.record_scrub(context, image.id, [own, foreign], image_done=False)
+    record_one(context, image.id, [own, foreign], image_done=False)
 
     assert [state for state, _deleted, _at in location_rows(
         db.engine, image.id)] == ['deleted']
@@ -382,9 +389,9 @@ def test_record_scrub_finishes_image(db, context):
     image = seed.Image(pending('file:///1', 'file:///2'))
     seed.insert(db.engine, [image])
 
-    finished = api.record_scrub(context, image.id,
-                                location_ids(db.engine, image.id),
-                                image_done=True)
+    finished = record_one(context, image.id,
+                          location_ids(db.engine, image.id),
+                          image_done=True)
 
     assert finished is True
     status, deleted, deleted_at = seed.image_status(db.engine, image.id)
@@ -397,7 +404,7 @@ def test_record_scrub_finishes_stranded_image(db, context):
     image = seed.Image([seed.Location('file:///s', status='deleted')])
     seed.insert(db.engine, [image])
 
-    assert api.record_scrub(context, image.id, [], image_done=True) is True
+    assert record_one(context, image.id, [], image_done=True) is True
     assert seed.image_status(db.engine, image.id).status == 'deleted'
 
 
@@ -406,7 +413,7 @@ def test_record_scrub_refuses_image_with_pending_location(db, context):
     seed.insert(db.engine, [image])
     first, _second = location_ids(db.engine, image.id)
 
-    finished = api.record_scrub(context, image.id, [first], image_done=True)
+    finished = record_one(context, image.id, [first], image_done=True)
 
     assert finished is False
     assert seed.image_status(db.engine, image.id).status == 'pending_delete'
@@ -420,7 +427,7 @@ def test_record_scrub_leaves_restored_image_alone(db, context):
     ids = location_ids(db.engine, image.id)
     api.restore_image(context, image.id)
 
-    finished = api.record_scrub(context, image.id, ids, image_done=True)
+    finished = record_one(context, image.id, ids, image_done=True)
 
     assert finished is False
     assert tuple(seed.image_status(db.engine, image.id)) == (
@@ -434,7 +441,7 @@ def test_record_scrub_compare_and_set_on_status(db, context, status):
     update_image(db.engine, image.id, status=status)
     before = snapshot(db.engine)
 
-    assert api.record_scrub(context, image.id, [], image_done=True) is False
+    assert record_one(context, image.id, [], image_done=True) is False
     assert snapshot(db.engine) == before
 
 
