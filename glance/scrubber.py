@@ -14,13 +14,16 @@
 
 glance-api, with ``delayed_delete`` on, leaves a deleted image in
 ``pending_delete`` with its data still in the store. A scrub pass reads
-the eligible images from the database (the queue), hands each image to a
-worker through a futurist executor (the pass), and records every outcome:
+the images to scrub from the database (the queue), claims them in
+batches on the primary database (the decision to delete, atomic whoever
+else works on the database), hands each claimed image to a worker through
+a futurist executor (the pass), and records every outcome:
 
-    database -> jobs -> executor -> outcomes -> database and the summary
+    database -> claims -> executor -> outcomes -> database and the summary
 
 Images are scrubbed in parallel, up to ``scrub_pool_size`` at once; the
-locations of one image are deleted one after another, in order. The
+locations of one image are deleted one after another, in order, through
+glance.common.store_policy, which deletes only data Glance owns. The
 daemon runs a pass every ``wakeup_time`` seconds after the previous one
 ended, so passes never overlap.
 """
@@ -28,13 +31,12 @@ ended, so passes never overlap.
 import dataclasses
 import datetime
 import enum
+import itertools
 import threading
 import time
 
 import futurist
 from futurist import waiters
-import glance_store
-from glance_store import exceptions as store_exceptions
 from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_db import exception as db_exception
@@ -44,8 +46,9 @@ from oslo_utils import timeutils
 from oslo_utils import units
 from sqlalchemy import exc as sa_exc
 
-from glance.common import crypt
 from glance.common import exception
+from glance.common import store_checks
+from glance.common import store_policy
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
 
@@ -91,6 +94,47 @@ Related options:
     * delayed_delete
     * wakeup_time
 """)),
+    cfg.IntOpt('scrub_claim_timeout', default=3600, min=60, help=_("""
+The time, in seconds, after which a scrub pass's claim on an image is
+considered abandoned.
+
+Before deleting any of an image's data, a pass claims the image in the
+database: the image becomes ``deleted`` at once (so it can no longer be
+restored) and its locations stay ``pending_delete`` until their data is
+gone. If the pass stops before it finishes (the process is killed, the
+host fails), a later pass takes the claim over once it is this old and
+deletes whatever data is left. Set it well above the time one image's
+data can take to delete; a claim taken over too early only makes two
+passes delete the same data.
+
+Possible values:
+    * Any number of seconds from 60
+
+Related options:
+    * scrub_pool_size
+    * wakeup_time
+""")),
+    cfg.FloatOpt('scrub_not_found_ratio', default=0.5, min=0.0, max=1.0,
+                 help=_("""
+The share of the first deletes of a pass that may find no data before the
+pass stops.
+
+A scrubber pointed at the wrong store (another S3 endpoint or bucket, a
+file store whose file system is not mounted) finds no data anywhere, and
+"not found" normally counts as already deleted. So the first 20 deletes
+of each pass are watched: when more than this share of them find nothing,
+the pass takes no more images, leaves those images ``pending_delete``
+without recording anything about the missing data, and exits with an
+error. Images a stopped pass had already claimed are not counted: their
+data is expected to be gone.
+
+Possible values:
+    * A number from 0.0 (any missing data among the first deletes stops
+      the pass) to 1.0 (never stop)
+
+Related options:
+    * scrub_claim_timeout
+""")),
     cfg.IntOpt('wakeup_time', default=300, min=0, help=_("""
 The time, in seconds, the scrubber daemon sleeps between two passes.
 
@@ -127,10 +171,12 @@ Related options:
     cfg.StrOpt('restore', metavar='IMAGE_ID', help=_("""
 Restore an image that is waiting to be scrubbed.
 
-Brings the pending_delete image IMAGE_ID back to active together with its
-locations, so that it can be downloaded again, and exits. Only an image in
-pending_delete can be restored; the command refuses while a scrub pass is
-running. It cannot be combined with ``--daemon``.
+Brings the pending_delete image IMAGE_ID back to active as it was before
+its deletion, and exits: its locations whose data is still in their store,
+and the properties, tags and members deleted with it. Only an image in
+pending_delete with data left can be restored; an image a scrub pass has
+claimed cannot, and the command refuses while a scrub pass runs on this
+host. It cannot be combined with ``--daemon``.
 
 Possible values:
     * An image ID
@@ -156,30 +202,57 @@ class Result(enum.Enum):
     SCRUBBED = 'scrubbed'
     FAILED = 'failed'
     SKIPPED = 'skipped'
+    IN_USE = 'in use'
 
 
 @dataclasses.dataclass
 class Outcome:
-    """What the worker did with one image; crosses the executor boundary."""
+    """What the worker did with one claimed image; crosses the executor.
 
-    image_id: str
-    result: Result
-    deleted_location_ids: list = dataclasses.field(default_factory=list)
+    ``deletions`` pairs each location handled, in order, with its
+    store_policy.Deletion; every one of them is recorded deleted.
+    """
+
+    claim: db_api.Claim
+    result: Result = Result.SCRUBBED
+    deletions: list = dataclasses.field(default_factory=list)
     bytes_reclaimed: int = 0
     reason: str = ''
+
+    @property
+    def image_id(self):
+        return self.claim.image_id
+
+    @property
+    def deleted_location_ids(self):
+        return [location_id for location_id, _deletion in self.deletions]
+
+    def found_nothing_at(self):
+        """Locations whose data the store did not have."""
+        return [location_id for location_id, deletion in self.deletions
+                if deletion is store_policy.Deletion.ALREADY_GONE]
+
+    def fail(self, reason):
+        self.result = Result.FAILED
+        self.reason = reason
 
 
 @dataclasses.dataclass
 class Summary:
-    """The counts of one pass, logged as its closing line."""
+    """The counts of one pass, logged as its closing line.
+
+    ``aborted`` is the reason the pass stopped early, when it did.
+    """
 
     found: int = 0
     scrubbed: int = 0
     failed: int = 0
     skipped: int = 0
+    in_use: int = 0
     locations_deleted: int = 0
     bytes_reclaimed: int = 0
     seconds: float = 0.0
+    aborted: str = None
 
     @property
     def images_per_second(self):
@@ -190,177 +263,107 @@ class Summary:
             self.scrubbed += 1
         elif outcome.result is Result.FAILED:
             self.failed += 1
+        elif outcome.result is Result.IN_USE:
+            self.in_use += 1
         else:
             self.skipped += 1
-        self.locations_deleted += len(outcome.deleted_location_ids)
+        self.locations_deleted += len(outcome.deletions)
         self.bytes_reclaimed += outcome.bytes_reclaimed
 
     def describe(self):
-        return ('found=%d scrubbed=%d failed=%d skipped=%d '
+        return ('found=%d scrubbed=%d failed=%d skipped=%d in_use=%d '
                 'locations_deleted=%d bytes_reclaimed=%d seconds=%.2f '
                 'images_per_second=%.1f' % (
                     self.found, self.scrubbed, self.failed, self.skipped,
-                    self.locations_deleted, self.bytes_reclaimed,
-                    self.seconds, self.images_per_second))
-
-
-# --- the store side ---------------------------------------------------------
-
-
-class LocationError(Exception):
-    """A location's data could not be deleted; its image fails."""
-
-
-class StoreDeleter:
-    """Deletes the data of one location through glance_store.
-
-    :param context: the admin request context handed to the drivers.
-    :param multistore: delete from the backend named in the location's
-        ``store`` metadata (``enabled_backends`` is set); otherwise
-        the single store picks the driver from the URL scheme.
-    :param encryption_key: ``metadata_encryption_key``, or None.
-    :param s3_stores: a SharedS3Stores serving the S3 locations, or None
-        to leave every location to glance_store's own helpers.
-    """
-
-    def __init__(self, context, multistore=False, encryption_key=None,
-                 s3_stores=None):
-        self._context = context
-        self._multistore = multistore
-        self._encryption_key = encryption_key
-        self._s3_stores = s3_stores
-
-    def url_of(self, location):
-        if not self._encryption_key:
-            return location.url
-        try:
-            return crypt.urlsafe_decrypt(self._encryption_key, location.url)
-        except crypt.DecryptionError as error:
-            raise LocationError(_('cannot decrypt location %(id)s: '
-                                  '%(error)s') % {'id': location.id,
-                                                  'error': error})
-
-    def _backend_of(self, location):
-        try:
-            return location.store_name()
-        except ValueError as error:
-            raise LocationError(_('cannot read the metadata of location '
-                                  '%(id)s: %(error)s') % {
-                'id': location.id, 'error': error})
-
-    def delete(self, location):
-        """Delete a location's data.
-
-        :returns: True when data was deleted, False when the store did not
-            have it (already gone counts as deleted).
-        :raises LocationError: the data may still be there.
-        """
-        url = self.url_of(location)
-        backend = self._backend_of(location) if self._multistore else None
-        try:
-            self._delete_url(url, backend)
-        except store_exceptions.NotFound:
-            return False
-        except (store_exceptions.GlanceStoreException,
-                store_exceptions.BackendException) as error:
-            raise LocationError(_('store refused to delete location '
-                                  '%(id)s: %(error)s') % {
-                'id': location.id, 'error': _one_line(error)})
-        return True
-
-    def _delete_url(self, url, backend):
-        if self._s3_stores and self._s3_stores.handles(url, backend):
-            self._s3_stores.delete(url, backend, self._context)
-            return
-        if self._multistore:
-            glance_store.delete(url, backend, context=self._context)
-        else:
-            glance_store.delete_from_backend(url, context=self._context)
-
-
-def _one_line(error):
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+                    self.in_use, self.locations_deleted,
+                    self.bytes_reclaimed, self.seconds,
+                    self.images_per_second))
 
 
 # --- the worker -------------------------------------------------------------
 
 
 class Worker:
-    """Scrubs one image: deletes its locations serially, in order.
+    """Scrubs one claimed image: deletes its locations serially, in order.
 
-    It never raises: every outcome, failures included, is returned, and
-    nothing is written to the database here (the pass records outcomes).
-    The database connections it keeps between images are given back by
-    release(), which the pass calls once its images are all done.
+    It never raises: every outcome, failures included, is returned with
+    every location it did delete, and nothing is written to the database
+    here (the pass records outcomes).
     """
 
     def __init__(self, deleter):
         self._deleter = deleter
-        self._statuses = db_api.StatusReader()
 
-    def release(self):
-        """Give back the database connections kept between images."""
-        self._statuses.release()
-
-    def __call__(self, job):
+    def __call__(self, claim):
+        outcome = Outcome(claim)
         try:
-            return self._scrub(job)
+            self._scrub(claim, outcome)
         except Exception as error:  # noqa: BLE001 - reported, not hidden
             LOG.exception('Scrubbing image %(id)s failed unexpectedly',
-                          {'id': job.id})
-            return Outcome(job.id, Result.FAILED,
-                           reason=_('unexpected error: %s') %
-                           _one_line(error))
-
-    def _scrub(self, job):
-        try:
-            pending = self._still_pending_delete(job.id)
-        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
-            return Outcome(job.id, Result.FAILED,
-                           reason=_('cannot re-read its status, nothing '
-                                    'deleted: %s') % _one_line(error))
-        if not pending:
-            return Outcome(job.id, Result.SKIPPED,
-                           reason=_('no longer pending_delete'))
-        outcome = Outcome(job.id, Result.SCRUBBED)
-        for location in job.locations:
-            try:
-                found = self._deleter.delete(location)
-            except LocationError as error:
-                outcome.result = Result.FAILED
-                outcome.reason = str(error)
-                return outcome
-            outcome.deleted_location_ids.append(location.id)
-            if found:
-                outcome.bytes_reclaimed += job.size
+                          {'id': claim.image_id})
+            outcome.fail(_('unexpected error: %s')
+                         % store_policy.one_line(error))
         return outcome
 
-    def _still_pending_delete(self, image_id):
-        # Re-read right before deleting: an image restored since the page
-        # was read must keep its data.
-        return self._statuses.status(image_id) == db_api.PENDING_DELETE
+    def _scrub(self, claim, outcome):
+        for location in claim.locations:
+            try:
+                deletion = self._deleter.delete(claim.image_id, location)
+            except store_policy.LocationInUse as error:
+                outcome.result = Result.IN_USE
+                outcome.reason = _('location %(id)s is in use: %(error)s') % {
+                    'id': location.id, 'error': error}
+                return
+            except store_policy.LocationError as error:
+                outcome.fail(_('location %(id)s: %(error)s') % {
+                    'id': location.id, 'error': error})
+                return
+            outcome.deletions.append((location.id, deletion))
+            if deletion is store_policy.Deletion.DELETED:
+                outcome.bytes_reclaimed += claim.size
+            elif deletion is not store_policy.Deletion.ALREADY_GONE:
+                LOG.warning('Image %(image)s: location %(id)s %(what)s; '
+                            'recorded deleted without touching the store',
+                            {'image': claim.image_id, 'id': location.id,
+                             'what': _why_untouched(deletion, location)})
+
+
+def _why_untouched(deletion, location):
+    if deletion is store_policy.Deletion.SHARED:
+        return _('points to data another live image uses')
+    return _('is in a store that cannot delete (Glance never owned the '
+             'data)')
 
 
 # --- the queue --------------------------------------------------------------
 
 
 class Queue:
-    """The eligible images, read page by page from the database."""
+    """The images to scrub, read page by page from the database.
 
-    def __init__(self, context, scrub_time, page_size):
+    First the images whose claim a stopped pass abandoned (older than the
+    claim timeout), then the eligible pending_delete images. Reading them
+    is not deciding: each is claimed on the primary before it is
+    scrubbed.
+    """
+
+    def __init__(self, context, page_size, deleted_before, claimed_before):
         self._context = context
-        self._scrub_time = scrub_time
         self._page_size = page_size
+        self.deleted_before = deleted_before
+        self.claimed_before = claimed_before
 
     def __iter__(self):
-        deleted_before = (timeutils.utcnow() -
-                          datetime.timedelta(seconds=self._scrub_time))
+        yield from self._pages(db_api.list_abandoned_claims,
+                               self.claimed_before)
+        yield from self._pages(db_api.list_pending_delete_images,
+                               self.deleted_before)
+
+    def _pages(self, list_page, before):
         marker = None
         while True:
-            page = db_api.list_pending_delete_images(
-                self._context, deleted_before, marker=marker,
-                limit=self._page_size)
+            page = list_page(self._context, before, marker=marker,
+                             limit=self._page_size)
             yield from page
             if len(page) < self._page_size:
                 return
@@ -392,31 +395,41 @@ class Executors:
 
 
 class Scrubber:
-    """Runs scrub passes: streams the queue through a bounded executor.
+    """Runs scrub passes: claims images and streams them through workers.
 
     :param context: admin request context.
-    :param worker: a Worker: scrubs one image when called, returning an
-        Outcome; release() is called at the end of each pass.
+    :param worker: a Worker: scrubs one claimed image when called,
+        returning an Outcome.
+    :param deleter: the worker's StoreDeleter; the pass refreshes its
+        view of live locations before each claim.
     :param executors: makes the executor of a pass (see Executors).
     :param pool_size: ``scrub_pool_size``, images scrubbed at once.
     :param scrub_time: ``scrub_time``, seconds an image waits.
     :param lock_path: directory of the lock shared with --restore.
+    :param claim_timeout: ``scrub_claim_timeout``: seconds after which the
+        claim of a stopped pass is taken over.
+    :param not_found_ratio: ``scrub_not_found_ratio`` (see NotFoundGuard).
     :param report_interval: seconds between progress lines in a pass.
     """
 
-    # Jobs handed to the executor and not yet finished, per worker: enough
-    # to keep every worker busy while the pass collects finished ones.
+    # Images claimed and not yet finished, per worker: enough to keep every
+    # worker busy while the pass collects finished ones and claims the next
+    # batch (a batch is claimed once a worker's share of room is free).
     IN_FLIGHT_PER_WORKER = 2
 
-    def __init__(self, context, worker, executors, pool_size, scrub_time,
-                 lock_path, report_interval=60.0, page_size=None):
+    def __init__(self, context, worker, deleter, executors, pool_size,
+                 scrub_time, lock_path, claim_timeout=3600,
+                 not_found_ratio=0.5, report_interval=60.0, page_size=None):
         self._context = context
         self._worker = worker
+        self._deleter = deleter
         self._executors = executors
         self.pool_size = pool_size
         self.max_in_flight = pool_size * self.IN_FLIGHT_PER_WORKER
-        self._queue = Queue(context, scrub_time,
-                            page_size or max(100, self.max_in_flight))
+        self._page_size = page_size or max(100, self.max_in_flight)
+        self._scrub_time = scrub_time
+        self._claim_timeout = claim_timeout
+        self._not_found_ratio = not_found_ratio
         self._lock_path = lock_path
         self._report_interval = report_interval
         self._stopping = threading.Event()
@@ -442,38 +455,84 @@ class Scrubber:
         finally:
             lock.release()
 
+    def _new_queue(self):
+        now = timeutils.utcnow()
+        return Queue(self._context, self._page_size,
+                     now - datetime.timedelta(seconds=self._scrub_time),
+                     now - datetime.timedelta(seconds=self._claim_timeout))
+
     def _run_pass(self):
         summary = Summary()
         started = time.monotonic()
         progress = _Progress(self._report_interval, started)
-        recorder = _Recorder(self._context, summary)
+        guard = store_checks.NotFoundGuard(self._not_found_ratio)
+        recorder = _Recorder(self._context, summary, guard)
         LOG.info('Scrub pass starting: %(size)d at once on %(backend)s',
                  {'size': self.pool_size,
                   'backend': self._executors.backend})
+        queue = self._new_queue()
+        # Images deleted since the last pass no longer use their data.
+        self._deleter.live_urls.forget()
         in_flight = set()
         executor = self._executors(self.pool_size)
         try:
-            for job in self._queue:
-                if self.stopping:
-                    LOG.info('Stop requested: taking no more images')
-                    break
-                while len(in_flight) >= self.max_in_flight:
+            candidates = iter(queue)
+            while not self._stop_taking(guard):
+                if self.max_in_flight - len(in_flight) < self.pool_size:
                     self._collect(in_flight, recorder, progress)
-                summary.found += 1
-                in_flight.add(executor.submit(self._worker, job))
+                    continue
+                batch = list(itertools.islice(
+                    candidates, self.max_in_flight - len(in_flight)))
+                if not batch:
+                    break
+                for claim in self._claim(queue, batch, summary):
+                    in_flight.add(executor.submit(self._worker, claim))
         finally:
-            # However the loop ended, every image handed out is waited for
-            # and recorded before the pass returns.
+            # However the loop ended, every image claimed is waited for and
+            # recorded before the pass returns.
             while in_flight:
                 self._collect(in_flight, recorder, progress)
-            recorder.flush()
+            recorder.flush(final=True)
             # The workers are idle now: no need to wait for their threads
             # to notice the shutdown.
             executor.shutdown(wait=False)
-            self._worker.release()
+        summary.aborted = guard.verdict()
         summary.seconds = time.monotonic() - started
         LOG.info('Scrub pass summary: %s', summary.describe())
+        if summary.aborted:
+            LOG.error('Scrub pass stopped early: %s', summary.aborted)
         return summary
+
+    def _stop_taking(self, guard):
+        if self.stopping:
+            LOG.info('Stop requested: taking no more images')
+            return True
+        return guard.tripped
+
+    def _claim(self, queue, batch, summary):
+        """Claim *batch* on the primary; the images it may scrub."""
+        summary.found += len(batch)
+        try:
+            # Before the claim: a location added until now is seen.
+            self._deleter.live_urls.refresh(self._context)
+            claims = db_api.claim_images(self._context, batch,
+                                         queue.deleted_before,
+                                         queue.claimed_before)
+        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
+            LOG.error('Could not claim %(count)d images, none of their data '
+                      'was touched: %(error)s',
+                      {'count': len(batch),
+                       'error': store_policy.one_line(error)})
+            summary.failed += len(batch)
+            return []
+        claimed = {claim.image_id for claim in claims}
+        for candidate in batch:
+            if candidate.id not in claimed:
+                LOG.info('Image %s skipped: it was restored or claimed by '
+                         'another pass before this one could claim it; '
+                         'nothing deleted', candidate.id)
+                summary.skipped += 1
+        return claims
 
     def _collect(self, in_flight, recorder, progress):
         """Wait for some job to finish and hand it to the recorder."""
@@ -492,23 +551,28 @@ class _Recorder:
     Recording a batch in one transaction costs a few statements instead of
     a few per image. An outcome waits at most MAX_WAIT seconds or until
     BATCH outcomes are waiting. Until it is written its image stays
-    pending_delete: if the process dies meanwhile, the next pass finds the
-    data gone (not found counts as deleted) and finishes the image.
+    claimed: if the process dies meanwhile, a later pass takes the claim
+    over and finishes the image.
+
+    Outcomes pass the NotFoundGuard first: one whose data was missing
+    waits there until the guard trusts the store.
     """
 
     BATCH = 100
     MAX_WAIT = 1.0
 
-    def __init__(self, context, summary):
+    def __init__(self, context, summary, guard):
         self._context = context
         self.summary = summary
+        self._guard = guard
         self._waiting = []
         self._oldest = None
 
     def add(self, outcome):
-        if not self._waiting:
+        admitted = self._guard.admit(outcome)
+        if admitted and not self._waiting:
             self._oldest = time.monotonic()
-        self._waiting.append(outcome)
+        self._waiting.extend(admitted)
 
     def due_in(self):
         if not self._waiting:
@@ -520,39 +584,56 @@ class _Recorder:
                 self._waiting and self.due_in() == 0.0):
             self.flush()
 
-    def flush(self):
+    def flush(self, final=False):
+        if final:
+            self._waiting.extend(self._guard.release())
         outcomes, self._waiting = self._waiting, []
         if not outcomes:
             return
         try:
-            finished = db_api.record_scrubs(self._context, [
+            recorded = db_api.record_scrubs(self._context, [
                 db_api.ScrubRecord(
-                    outcome.image_id, tuple(outcome.deleted_location_ids),
-                    image_done=outcome.result is Result.SCRUBBED)
+                    outcome.image_id, outcome.claim.token,
+                    tuple(outcome.deleted_location_ids),
+                    finished=outcome.result is Result.SCRUBBED)
                 for outcome in outcomes])
         except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
             # oslo.db's retries gave up: the data is gone but the record is
-            # not; the images stay pending_delete and the next pass
-            # finishes them.
-            finished = set()
+            # not; the images stay claimed and a later pass finishes them.
+            recorded = {}
             for outcome in outcomes:
                 _unrecorded(outcome, error)
         for outcome in outcomes:
-            if outcome.result is Result.SCRUBBED and \
-                    outcome.image_id not in finished:
-                outcome.result = Result.SKIPPED
-                outcome.reason = _('restored or finished by someone else '
-                                   'while its data was deleted')
+            if outcome.image_id in recorded:
+                _check_recorded(outcome, recorded[outcome.image_id])
             _log_outcome(outcome)
             self.summary.add(outcome)
 
 
+def _check_recorded(outcome, recorded):
+    """Compare what the worker did with what the database says now."""
+    if recorded.held:
+        return
+    if recorded.status == db_api.DELETED:
+        # A later pass took the claim over (this one outlived the claim
+        # timeout): it finishes what is left.
+        LOG.warning('Image %s: another pass took its claim over while '
+                    'this one was deleting its data', outcome.image_id)
+        return
+    # Nothing in this tree or upstream's brings a claimed image back; a
+    # hand-made change did, and the data deleted is gone.
+    outcome.fail(_('the image became %(status)s while its data was being '
+                   'deleted; %(count)d locations deleted') % {
+        'status': recorded.status,
+        'count': len(outcome.deletions)})
+
+
 def _unrecorded(outcome, error):
-    LOG.error('Image %(id)s: could not record the scrub, the next pass '
+    LOG.error('Image %(id)s: could not record the scrub, a later pass '
               'finishes it: %(error)s',
-              {'id': outcome.image_id, 'error': _one_line(error)})
-    outcome.result = Result.FAILED
-    outcome.reason = _one_line(error)
+              {'id': outcome.image_id,
+               'error': store_policy.one_line(error)})
+    outcome.fail(store_policy.one_line(error))
 
 
 def _log_outcome(outcome):
@@ -560,13 +641,15 @@ def _log_outcome(outcome):
         LOG.error('Image %(id)s not scrubbed, left pending_delete for the '
                   'next pass: %(reason)s',
                   {'id': outcome.image_id, 'reason': outcome.reason})
-    elif outcome.result is Result.SKIPPED:
-        LOG.info('Image %(id)s skipped: %(reason)s',
-                 {'id': outcome.image_id, 'reason': outcome.reason})
+    elif outcome.result is Result.IN_USE:
+        LOG.warning('Image %(id)s kept, its data is in use; left '
+                    'pending_delete for a later pass: %(reason)s',
+                    {'id': outcome.image_id, 'reason': outcome.reason})
     else:
-        LOG.debug('Image %(id)s scrubbed: %(count)d locations deleted',
-                  {'id': outcome.image_id,
-                   'count': len(outcome.deleted_location_ids)})
+        LOG.info('Image %(id)s scrubbed: %(count)d locations deleted, '
+                 '%(bytes)d bytes reclaimed',
+                 {'id': outcome.image_id, 'count': len(outcome.deletions),
+                  'bytes': outcome.bytes_reclaimed})
 
 
 class _Progress:
@@ -588,21 +671,23 @@ class _Progress:
         elapsed = now - self._started
         LOG.info('Scrub pass in progress: %(found)d found, %(scrubbed)d '
                  'scrubbed, %(failed)d failed, %(skipped)d skipped, '
-                 '%(in_flight)d in flight, %(mib).1f MiB reclaimed in '
-                 '%(elapsed).0f s',
+                 '%(in_use)d in use, %(in_flight)d in flight, %(mib).1f MiB '
+                 'reclaimed in %(elapsed).0f s',
                  {'found': summary.found, 'scrubbed': summary.scrubbed,
                   'failed': summary.failed, 'skipped': summary.skipped,
-                  'in_flight': in_flight,
+                  'in_use': summary.in_use, 'in_flight': in_flight,
                   'mib': summary.bytes_reclaimed / units.Mi,
                   'elapsed': elapsed})
 
 
 class ScrubLock:
-    """The lock a scrub pass and ``--restore`` both hold.
+    """The lock a scrub pass and ``--restore`` both hold on one host.
 
     Between processes it is a lock file in ``lock_path`` (oslo.concurrency);
     within one process a thread lock guards it as well, because file locks
     are held per process and would let two threads of one process in.
+    It only keeps a host tidy: what makes a restore safe against any pass,
+    on any host, is the claim in the database.
     """
 
     _thread_locks = {}
@@ -634,20 +719,60 @@ class ScrubLock:
 # --- restore ----------------------------------------------------------------
 
 
-def restore(context, image_id, lock_path):
-    """Restore a pending_delete image and its locations to active.
+def restore(context, image_id, lock_path, deleter):
+    """Restore a pending_delete image as glance-api had it before deletion.
 
-    :returns: the number of locations restored.
-    :raises ScrubberBusy: a scrub pass holds the lock.
-    :raises NotFound, Conflict: see db_api.restore_image.
+    Each pending_delete location's data is looked up in its store first:
+    only the locations whose data is there come back. The database then
+    restores the image, those locations, and the properties, tags and
+    members deleted with it, in one compare-and-set transaction that a
+    scrub pass's claim excludes.
+
+    :param deleter: a StoreDeleter, to look the data up.
+    :returns: a db_api.Restored.
+    :raises ScrubberBusy: a scrub pass on this host holds the lock.
+    :raises NotFound, Conflict: see db_api.find_restorable; Conflict too
+        when no location has data left, or the store cannot tell.
     """
     lock = ScrubLock(lock_path)
     if not lock.acquire(blocking=False):
         raise exception.ScrubberBusy(lock=lock.path)
     try:
-        return db_api.restore_image(context, image_id)
+        candidate = db_api.find_restorable(context, image_id)
+        present = _locations_with_data(deleter, candidate)
+        if not present:
+            raise exception.Conflict(_no_data_left(image_id),
+                                     image_id=image_id,
+                                     status=db_api.PENDING_DELETE)
+        return db_api.restore_image(context, candidate, present)
     finally:
         lock.release()
+
+
+def _locations_with_data(deleter, candidate):
+    present = []
+    for location in candidate.locations:
+        try:
+            found = deleter.data_present(location)
+        except store_policy.LocationError as error:
+            raise exception.Conflict(
+                _('Image %(image)s not restored: location %(id)s: '
+                  '%(error)s') % {'image': candidate.image_id,
+                                  'id': location.id, 'error': error},
+                image_id=candidate.image_id, status=db_api.PENDING_DELETE)
+        if found:
+            present.append(location.id)
+        else:
+            LOG.warning('Image %(image)s: the data of location %(id)s is '
+                        'gone from its store; it is not restored',
+                        {'image': candidate.image_id, 'id': location.id})
+    return present
+
+
+def _no_data_left(image_id):
+    return _('Image %s not restored: none of its pending_delete locations '
+             'has data left in its store; it stays pending_delete.') % \
+        image_id
 
 
 # --- the daemon -------------------------------------------------------------

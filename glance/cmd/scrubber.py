@@ -15,10 +15,11 @@
 Runs one scrub pass and exits (for cron or a systemd timer), runs as a
 daemon with ``--daemon``, or restores one image with ``--restore``.
 
-Exit codes: 0 done, every eligible image scrubbed; 1 some images could
-not be scrubbed (they stay pending_delete for the next pass); 2 refused:
+Exit codes: 0 done, every eligible image scrubbed (or kept because its
+data is in use); 1 some images could not be scrubbed (they stay
+pending_delete for the next pass), or the pass stopped early; 2 refused:
 bad configuration or request, nothing was deleted; 3 --restore refused
-because a scrub pass is running.
+because a scrub pass is running on this host.
 """
 
 from importlib import metadata as importlib_metadata
@@ -39,6 +40,8 @@ from glance.common import config
 from glance.common import crypt
 from glance.common import exception
 from glance.common import s3_stores
+from glance.common import store_checks
+from glance.common import store_policy
 from glance import context
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
@@ -99,26 +102,31 @@ def _check_store_types(conf):
 def setup_stores(conf):
     """Load the store drivers; fail on an unknown store before any delete.
 
+    A file datadir must exist before the drivers are loaded (the file
+    store would create it empty).
+
     :returns: True when multiple backends (``enabled_backends``) are on.
     """
     _check_store_types(conf)
+    multistore = bool(conf.enabled_backends)
+    if multistore:
+        glance_store.register_store_opts(conf)
+    store_checks.check_datadirs(conf, multistore)
     try:
-        multistore = _create_stores(conf)
+        _create_stores(conf, multistore)
     except (RuntimeError, glance_store.exceptions.GlanceStoreException,
             glance_store.exceptions.BackendException) as error:
         raise exception.InvalidConfiguration(reason=str(error))
     return multistore
 
 
-def _create_stores(conf):
-    if conf.enabled_backends:
-        glance_store.register_store_opts(conf)
+def _create_stores(conf, multistore):
+    if multistore:
         glance_store.create_multi_stores(conf)
         glance_store.verify_store()
-        return True
-    glance_store.create_stores(conf)
-    glance_store.verify_default_store()
-    return False
+    else:
+        glance_store.create_stores(conf)
+        glance_store.verify_default_store()
 
 
 def read_settings(conf):
@@ -134,6 +142,8 @@ def read_settings(conf):
             'scrub_time': conf.scrub_time,
             'wakeup_time': conf.wakeup_time,
             'encryption_key': conf.metadata_encryption_key,
+            'claim_timeout': conf.scrub_claim_timeout,
+            'not_found_ratio': conf.scrub_not_found_ratio,
             'lock_path': conf.oslo_concurrency.lock_path,
         }
     except (cfg.Error, ValueError) as error:
@@ -175,29 +185,44 @@ def _check_lock_path(lock_path):
             % lock_path)
 
 
-def build_scrubber(admin_context, settings, multistore):
+def build_deleter(admin_context, settings, multistore):
+    """The StoreDeleter, its S3 clients built, its stores checked.
+
+    :param settings: read_settings()'s; the S3 clients are built for
+        ``pool_size`` workers (one for a restore).
+    """
     shared_s3 = s3_stores.SharedS3Stores.from_config(CONF, multistore)
+    workers = 1 if settings['restore'] else settings['pool_size']
     try:
-        clients = shared_s3.prepare(settings['pool_size'])
+        clients = shared_s3.prepare(workers)
     except ValueError as error:
         # botocore's word for an endpoint it cannot use.
         raise exception.InvalidConfiguration(
             reason=_('cannot make an S3 client: %s') % error)
     if clients:
-        LOG.info('%d S3 client(s) ready for %d workers', clients,
-                 settings['pool_size'])
-    deleter = scrubber.StoreDeleter(
+        LOG.info('%d S3 client(s) ready for %d workers', clients, workers)
+    store_checks.check_stores(CONF, multistore, shared_s3)
+    datadirs = store_policy.FileDatadirs(
+        store_policy.configured_datadirs(CONF, multistore))
+    return store_policy.StoreDeleter(
         admin_context, multistore=multistore,
-        encryption_key=settings['encryption_key'], s3_stores=shared_s3)
+        encryption_key=settings['encryption_key'], datadirs=datadirs,
+        s3_stores=shared_s3)
+
+
+def build_scrubber(admin_context, settings, deleter):
     return scrubber.Scrubber(
-        admin_context, scrubber.Worker(deleter),
+        admin_context, scrubber.Worker(deleter), deleter,
         scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],
-        settings['scrub_time'], settings['lock_path'])
+        settings['scrub_time'], settings['lock_path'],
+        claim_timeout=settings['claim_timeout'],
+        not_found_ratio=settings['not_found_ratio'])
 
 
-def restore(admin_context, image_id, lock_path):
+def restore(admin_context, image_id, lock_path, deleter):
     try:
-        count = scrubber.restore(admin_context, image_id, lock_path)
+        restored = scrubber.restore(admin_context, image_id, lock_path,
+                                    deleter)
     except exception.ScrubberBusy as error:
         _fail(error)
         return EXIT_BUSY
@@ -205,14 +230,31 @@ def restore(admin_context, image_id, lock_path):
         _fail(error)
         return EXIT_REFUSED
     print(_('Image %(id)s restored to active; locations restored: '
-            '%(count)d.') % {'id': image_id, 'count': count})
+            '%(locations)d; properties: %(properties)d, tags: %(tags)d, '
+            'members: %(members)d.') % {
+        'id': image_id, 'locations': restored.locations,
+        'properties': restored.properties, 'tags': restored.tags,
+        'members': restored.members})
+    if restored.property_names:
+        # glance-api's delete erases which properties were removed before
+        # it: the operator is the one who can tell.
+        print(_('Properties restored (check none was removed on purpose '
+                'before the delete): %s.')
+              % ', '.join(restored.property_names))
+    if restored.locations_gone:
+        print(_('Not restored: %d locations whose data is gone from their '
+                'store (now recorded deleted).') % restored.locations_gone)
     return EXIT_OK
 
 
 def run_once(the_scrubber):
     _on_stop_signals(the_scrubber.stop)
     summary = the_scrubber.run_once()
-    return EXIT_IMAGES_FAILED if summary.failed else EXIT_OK
+    if summary.aborted:
+        _fail(summary.aborted)
+    # Images in use are kept on purpose: not a failure.
+    return EXIT_IMAGES_FAILED if summary.failed or summary.aborted \
+        else EXIT_OK
 
 
 def run_daemon(the_scrubber, wakeup_time):
@@ -246,25 +288,6 @@ def _ignore_hangup(signum, frame):
                 'configuration')
 
 
-def _database_pool_options(conf, pool_size):
-    """Enough pooled database connections for every worker and the pass.
-
-    During a pass each worker keeps a connection for the status re-reads
-    (db_api.StatusReader) and the pass uses up to two more, to page
-    through the queue and to record. The pool is raised rather than its
-    overflow: overflow connections are closed when handed back, so a
-    daemon would open them anew at every pass.
-    """
-    wanted = pool_size + 2
-    size = conf.database.max_pool_size
-    if size is None or size >= wanted:
-        return {}
-    LOG.info('Raising [database] max_pool_size from %(old)d to %(new)d for '
-             '%(size)d workers', {'old': size, 'new': wanted,
-                                  'size': pool_size})
-    return {'max_pool_size': wanted}
-
-
 def _fail(error):
     print('glance-scrubber: %s' % error, file=sys.stderr)
 
@@ -279,7 +302,7 @@ def _start(argv):
     settings = read_settings(CONF)
     LOG.info('glance-scrubber on the %s backend', glance_cmd.BACKEND)
     admin_context = context.get_admin_context()
-    db_api.configure(**_database_pool_options(CONF, settings['pool_size']))
+    db_api.configure()
     db_api.check_schema(admin_context)
     return settings, admin_context
 
@@ -287,10 +310,8 @@ def _start(argv):
 def main(argv=None):
     try:
         settings, admin_context = _start(argv)
-        if not settings['restore']:
-            multistore = setup_stores(CONF)
-            the_scrubber = build_scrubber(admin_context, settings,
-                                          multistore)
+        multistore = setup_stores(CONF)
+        deleter = build_deleter(admin_context, settings, multistore)
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)
@@ -299,7 +320,8 @@ def main(argv=None):
         with db_api.database_errors():
             if settings['restore']:
                 return restore(admin_context, settings['restore'],
-                               settings['lock_path'])
+                               settings['lock_path'], deleter)
+            the_scrubber = build_scrubber(admin_context, settings, deleter)
             if settings['daemon']:
                 return run_daemon(the_scrubber, settings['wakeup_time'])
             return run_once(the_scrubber)

@@ -39,9 +39,12 @@ import collections
 import contextlib
 import threading
 
+from botocore import exceptions as boto_exceptions
 import glance_store
 from glance_store import location as store_location
 from oslo_config import cfg
+
+from glance.i18n import _
 
 FACTORY = '_create_s3_client'
 S3_SCHEMES = ('s3', 's3+http', 's3+https')
@@ -61,8 +64,25 @@ class _SharedStore:
         client = getattr(store, FACTORY)()
         setattr(store, FACTORY, lambda: client)
         self.store = store
+        self.client = client
         self.capacity = client.meta.config.max_pool_connections or 1
         self.users = 0
+
+
+def _bucket_problem(shared):
+    bucket = shared.store.bucket
+    try:
+        shared.client.head_bucket(Bucket=bucket)
+    except boto_exceptions.ClientError as error:
+        code = error.response.get('Error', {}).get('Code')
+        if code in ('404', 'NoSuchBucket'):
+            return _('S3 bucket %s does not exist') % bucket
+        return _('cannot look S3 bucket %(bucket)s up: %(error)s') % {
+            'bucket': bucket, 'error': error}
+    except boto_exceptions.BotoCoreError as error:
+        return _('cannot look S3 bucket %(bucket)s up: %(error)s') % {
+            'bucket': bucket, 'error': error}
+    return None
 
 
 class SharedS3Stores:
@@ -111,6 +131,19 @@ class SharedS3Stores:
                 while self._room(key) < workers:
                     self._open(key)
         return self.clients()
+
+    def missing_buckets(self):
+        """One line for each configured bucket that cannot be found.
+
+        glance_store takes the bucket of a delete from the location URL,
+        but a store configured with a bucket that does not exist is not
+        the store that holds this cloud's images.
+        """
+        with self._lock:
+            shared = [self._spare(key) or self._open(key)
+                      for key in self._configured_keys()]
+        return [problem for problem in map(_bucket_problem, shared)
+                if problem]
 
     def _configured_keys(self):
         if self._multistore:

@@ -13,14 +13,32 @@
 """The queries of the scrubber, through oslo.db's enginefacade.
 
 Only what the scrubber needs lives here: page through the queue of
-eligible images with their pending_delete locations, read one image's
-status (StatusReader), record what a scrub deleted, and restore an
-image. Every public function is one transaction, retried by oslo.db on
-deadlock and on a dropped connection.
+images to scrub, claim them, record what a scrub deleted, list the URLs
+live locations still use, and restore an image. Every public function is
+one transaction, retried by oslo.db on deadlock and on a dropped
+connection.
+
+The claim is what makes deleting data safe whoever else works on the
+database (another scrubber, a restore from another host): before any of
+an image's data is touched, one transaction on the primary database
+moves the image from ``pending_delete`` to ``deleted`` if, and only if,
+it is still ``pending_delete``. Its ``pending_delete`` locations stay so
+until their data is gone. A restore, ours or upstream's, only ever takes
+a ``pending_delete`` image, so it either wins before the claim (and the
+scrubber then deletes nothing) or finds the image deleted and refuses.
+
+An image ``deleted`` with ``pending_delete`` locations is therefore an
+image whose data is being deleted, or was, by a pass that may have
+stopped half-way. Its ``updated_at``, set by the claim, stamps the claim:
+the pass that holds it recognises its own claim by that stamp when it
+records or gives the claim back, and a claim older than the claim timeout
+is taken over by a later pass, which deletes whatever data is left.
 """
 
 import contextlib
 import dataclasses
+import datetime
+import itertools
 import threading
 
 from oslo_config import cfg
@@ -44,9 +62,19 @@ _facade_lock = threading.Lock()
 _facade = None
 _url = None
 
+
+def _sqlite_busy(error):
+    # SQLite answers "database is locked" when another process kept the
+    # write lock past the busy timeout, or at once when two transactions
+    # would wait on each other. The transaction was rolled back: running
+    # it again is what oslo.db does for a deadlock elsewhere.
+    return 'database is locked' in str(error)
+
+
 retry_on_db_error = oslo_db_api.wrap_db_retry(
     max_retries=5, retry_interval=0.5, inc_retry_interval=True,
-    retry_on_deadlock=True, retry_on_disconnect=True)
+    retry_on_deadlock=True, retry_on_disconnect=True,
+    exception_checker=_sqlite_busy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +103,32 @@ class PendingLocation:
 
 
 @dataclasses.dataclass(frozen=True)
-class PendingImage:
-    """An eligible image with its pending_delete locations, in order."""
+class Candidate:
+    """An image the queue proposes; only a claim decides it is scrubbed.
+
+    ``retaken`` marks the claim of a pass that stopped before it finished:
+    its data is expected to be partly or wholly gone already.
+    """
 
     id: str
+    retaken: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """An image this pass claimed, with the locations it is to delete.
+
+    The locations were read in the claim's transaction, on the primary
+    database, ordered by id. ``token`` is the ``updated_at`` the claim
+    wrote: the record and the give-back compare it to know the claim is
+    still this pass's.
+    """
+
+    image_id: str
     size: int
+    token: datetime.datetime
     locations: tuple
+    retaken: bool = False
 
 
 def configure(connection=None, **engine_options):
@@ -137,6 +185,12 @@ def _reader(context):
     return _get_facade().reader.using(context)
 
 
+def _replica_reader(context):
+    # oslo.db's asynchronous reader: the [database] slave_connection when
+    # one is set (which may lag behind), else the primary.
+    return _get_facade().async_.using(context)
+
+
 def _writer(context):
     return _get_facade().writer.using(context)
 
@@ -170,137 +224,182 @@ def _describe(error):
 def check_schema(context):
     """Fail with one clear error when the database cannot serve the queue.
 
-    One cheap query per table the scrubber reads, so that a wrong or
-    unreachable ``connection`` is reported at start, before any store is
+    One cheap query per table the scrubber reads, on the primary and on
+    the replica (``slave_connection``) when there is one, so that a wrong
+    or unreachable database is reported at start, before any store is
     touched.
 
     :raises DatabaseUnavailable: the database cannot be reached or has no
         glance schema.
     """
-    with database_errors(), _reader(context) as session:
-        for table in (models.Image, models.ImageLocation):
-            session.execute(sa.select(table.id).limit(1)).all()
+    for session_of in (_reader, _replica_reader):
+        with database_errors(), session_of(context) as session:
+            for table in (models.Image, models.ImageLocation):
+                session.execute(sa.select(table.id).limit(1)).all()
+
+
+# --- the queue --------------------------------------------------------------
 
 
 @retry_on_db_error
 def list_pending_delete_images(context, deleted_before, marker=None,
                                limit=100):
-    """Return one page of eligible images, with their locations.
+    """Return one page of the ids of eligible images, as Candidates.
 
     An image is eligible when its status is pending_delete, it is
-    soft-deleted and it was deleted at or before *deleted_before*. Only
-    its pending_delete locations are returned, ordered by location id. An
-    eligible image whose locations were all deleted already (an earlier
-    pass was interrupted before recording the image) is returned with no
-    locations, so that it is finished rather than stranded.
+    soft-deleted and it was deleted at or before *deleted_before*. Images
+    of every visibility are eligible. The page is ordered by image id and
+    starts after *marker*.
 
-    Images of every visibility are eligible. The page is ordered by image
-    id and starts after *marker*; it is read in one round trip.
-
-    :returns: a list of PendingImage, at most *limit* long.
+    This only proposes, so the page is read from the replica when
+    ``[database] slave_connection`` is set: claim_images() decides, on the
+    primary.
     """
     image = models.Image
-    location = models.ImageLocation
-    page = (sa.select(image.id, image.size)
-            .where(image.status == PENDING_DELETE,
-                   image.deleted == sql.true(),
-                   image.deleted_at <= deleted_before))
-    if marker is not None:
-        page = page.where(image.id > marker)
-    page = page.order_by(image.id).limit(limit).subquery('page')
-    raw_metadata = sa.type_coerce(location.meta_data, sa.Text)
-    query = (sa.select(page.c.id, page.c.size, location.id, location.value,
-                       raw_metadata)
-             .select_from(page.outerjoin(
-                 location, sa.and_(location.image_id == page.c.id,
-                                   location.status == PENDING_DELETE)))
-             .order_by(page.c.id, location.id))
-    with _reader(context) as session:
-        rows = session.execute(query).all()
-    return _group_rows(rows)
+    query = (sa.select(image.id)
+             .where(image.status == PENDING_DELETE,
+                    image.deleted == sql.true(),
+                    image.deleted_at <= deleted_before))
+    return _page(context, query, marker, limit, retaken=False)
 
 
-def _group_rows(rows):
-    images = []
-    current_id, size, locations = None, None, []
-    for image_id, image_size, loc_id, url, metadata in rows:
-        if image_id != current_id:
-            if current_id is not None:
-                images.append(PendingImage(current_id, size,
-                                           tuple(locations)))
-            current_id, size, locations = image_id, image_size or 0, []
-        if loc_id is not None:
-            locations.append(PendingLocation(loc_id, url, metadata))
-    if current_id is not None:
-        images.append(PendingImage(current_id, size, tuple(locations)))
-    return images
+@retry_on_db_error
+def list_abandoned_claims(context, claimed_before, marker=None, limit=100):
+    """Return one page of images whose claim a stopped pass left behind.
 
-
-_STATUS_QUERY = sa.select(models.Image.status).where(
-    models.Image.id == sa.bindparam('image_id'))
-
-
-class StatusReader:
-    """Reads image statuses over connections kept between reads.
-
-    A pass re-reads the status of each image right before deleting its
-    data. A connection taken from the pool for each read would cost a
-    ping at checkout and a rollback at checkin; the reader keeps its
-    autocommit connections instead (one per worker reading at once) until
-    release(), and a read is the SELECT alone (plus a COMMIT on MySQL).
-
-    Safe for concurrent use by threads and green threads.
+    These are deleted images that still have pending_delete locations and
+    were claimed at or before *claimed_before*: a pass claimed them and
+    stopped (killed, say) before it recorded their locations. Their data
+    may be partly or wholly gone; what is left must still be deleted.
     """
+    image = models.Image
+    query = (sa.select(image.id)
+             .where(image.status == DELETED,
+                    image.deleted == sql.true(),
+                    image.updated_at <= claimed_before,
+                    _has_pending_location()))
+    return _page(context, query, marker, limit, retaken=True)
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._idle = []
 
-    @retry_on_db_error
-    def status(self, image_id):
-        """The status of an image, or None when there is no such row."""
-        connection = self._take()
-        try:
-            status = connection.execute(
-                _STATUS_QUERY, {'image_id': image_id}).scalar_one_or_none()
-            # End the transaction SQLAlchemy began: oslo.db makes it a
-            # real one on SQLite, whose read lock would block the pass's
-            # own writes.
-            connection.commit()
-        except BaseException:
-            # After an error (a restarted server, say) the kept connections
-            # may all be dead: none is kept, the retry takes (and pings) a
-            # new one from the pool.
-            connection.close()
-            self.release()
-            raise
-        with self._lock:
-            self._idle.append(connection)
-        return status
+def _has_pending_location():
+    location = models.ImageLocation
+    return (sa.select(location.id)
+            .where(location.image_id == models.Image.id,
+                   location.status == PENDING_DELETE)
+            .exists())
 
-    def release(self):
-        """Give the kept connections back to the pool."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
 
-    def _take(self):
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        engine = _get_facade().reader.get_engine()
-        return engine.connect().execution_options(
-            isolation_level='AUTOCOMMIT')
+def _page(context, query, marker, limit, retaken):
+    if marker is not None:
+        query = query.where(models.Image.id > marker)
+    query = query.order_by(models.Image.id).limit(limit)
+    with _replica_reader(context) as session:
+        ids = session.execute(query).scalars().all()
+    return [Candidate(image_id, retaken) for image_id in ids]
+
+
+# --- claims -----------------------------------------------------------------
+
+
+def claim_token():
+    """The updated_at a claim writes: the time, in whole seconds.
+
+    Whole seconds, because MySQL's DATETIME keeps no fraction: the stamp
+    read back must equal the one written. Two claims of one image cannot
+    share a stamp: a claim is only taken over once it is older than the
+    claim timeout.
+    """
+    return timeutils.utcnow().replace(microsecond=0)
+
+
+@retry_on_db_error
+def claim_images(context, candidates, deleted_before, claimed_before):
+    """Claim images for scrubbing, in one transaction on the primary.
+
+    A candidate is claimed when it is still eligible (pending_delete,
+    soft-deleted, deleted at or before *deleted_before*) or when it is a
+    deleted image with pending_delete locations whose claim was stamped at
+    or before *claimed_before* (abandoned). Its row is locked, moved to
+    (or kept at) ``deleted`` and stamped with a new claim token; its
+    pending_delete locations are read in the same transaction.
+
+    :param candidates: Candidates from the queue.
+    :returns: a list of Claim, in image id order; a candidate that is not
+        claimable (restored, claimed by another pass, ...) is left out.
+    """
+    retaken = {candidate.id: candidate.retaken for candidate in candidates}
+    if not retaken:
+        return []
+    token = claim_token()
+    image = models.Image
+    claimable = sa.or_(
+        sa.and_(image.status == PENDING_DELETE,
+                image.deleted_at <= deleted_before),
+        sa.and_(image.status == DELETED,
+                image.updated_at <= claimed_before,
+                _has_pending_location()))
+    with _writer(context) as session:
+        sizes = dict(session.execute(
+            sa.select(image.id, image.size)
+            .where(image.id.in_(sorted(retaken)),
+                   image.deleted == sql.true(), claimable)
+            .order_by(image.id)
+            .with_for_update()).all())
+        if not sizes:
+            return []
+        session.execute(
+            sa.update(image)
+            .where(image.id.in_(sorted(sizes)))
+            .values(status=DELETED, updated_at=token)
+            .execution_options(synchronize_session=False))
+        locations = _pending_locations(session, sorted(sizes))
+    return [Claim(image_id, size or 0, token,
+                  tuple(locations.get(image_id, ())), retaken[image_id])
+            for image_id, size in sorted(sizes.items())]
+
+
+def _pending_locations(session, image_ids):
+    """{image id: [PendingLocation]} of the pending_delete locations."""
+    location = models.ImageLocation
+    raw_metadata = sa.type_coerce(location.meta_data, sa.Text)
+    rows = session.execute(
+        sa.select(location.image_id, location.id, location.value,
+                  raw_metadata)
+        .where(location.image_id.in_(image_ids),
+               location.status == PENDING_DELETE)
+        .order_by(location.image_id, location.id)).all()
+    return {image_id: [PendingLocation(loc_id, url, metadata)
+                       for _image, loc_id, url, metadata in group]
+            for image_id, group in itertools.groupby(
+                rows, key=lambda row: row[0])}
 
 
 @dataclasses.dataclass(frozen=True)
 class ScrubRecord:
-    """What the scrub of one image deleted, to be written down."""
+    """What the scrub of one claimed image did, to be written down.
+
+    :ivar deleted_location_ids: locations whose data is gone (or that
+        were let go): they are marked deleted.
+    :ivar finished: the image is done and stays deleted; otherwise the
+        claim is given back and the image is pending_delete again.
+    """
 
     image_id: str
+    token: datetime.datetime
     deleted_location_ids: tuple = ()
-    image_done: bool = False
+    finished: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What recording found: the image's status, and whose claim it was.
+
+    ``held`` is true when the claim recorded was still this pass's; when
+    it is false, ``status`` tells what became of the image meanwhile.
+    """
+
+    status: str
+    held: bool
 
 
 # Bound on the ids in one IN (...) list.
@@ -309,34 +408,37 @@ IN_LIST_SIZE = 500
 
 @retry_on_db_error
 def record_scrubs(context, records):
-    """Record what the scrubs of several images deleted, in one transaction.
+    """Record what the scrubs of several images did, in one transaction.
 
-    Each location listed in a record is marked deleted (its data is gone).
-    The images of the records whose ``image_done`` is set move from
-    pending_delete to deleted, each only if it is still pending_delete and
-    none of its locations is (compare-and-set: an image restored meanwhile
-    stays restored). A handful of statements serve the whole batch.
+    Every location listed is marked deleted (its data is gone), whoever
+    holds the image now. The claim of an image that did not finish is
+    given back (the image is pending_delete again), but only while it is
+    still this pass's claim.
 
-    :returns: the set of image ids marked deleted.
+    :returns: {image id: Recorded}.
     """
     now = timeutils.utcnow()
     # (image id, location id): a location is only ever marked deleted on
     # behalf of the image it belongs to.
     deleted = [(record.image_id, location_id) for record in records
                for location_id in record.deleted_location_ids]
-    done_ids = [record.image_id for record in records if record.image_done]
     with _writer(context) as session:
         for chunk in _chunks(deleted):
             _mark_locations_deleted(session, chunk, now)
-        finished = set()
-        for chunk in _chunks(done_ids):
-            finished |= _finish_images(session, chunk, now)
-        return finished
+        recorded = {}
+        for chunk in _chunks(records):
+            recorded.update(_check_claims(session, chunk))
+        given_back = [record.image_id for record in records
+                      if not record.finished and
+                      recorded[record.image_id].held]
+        for chunk in _chunks(given_back):
+            _give_back(session, chunk, now)
+        return recorded
 
 
-def _chunks(ids):
-    for start in range(0, len(ids), IN_LIST_SIZE):
-        yield ids[start:start + IN_LIST_SIZE]
+def _chunks(items):
+    for start in range(0, len(items), IN_LIST_SIZE):
+        yield items[start:start + IN_LIST_SIZE]
 
 
 def _mark_locations_deleted(session, pairs, now):
@@ -354,79 +456,252 @@ def _mark_locations_deleted(session, pairs, now):
         .execution_options(synchronize_session=False))
 
 
-def _finish_images(session, image_ids, now):
-    """Mark deleted those of *image_ids* that can be; return their ids."""
+def _check_claims(session, records):
+    """Lock the images of *records*; {image id: Recorded}."""
     image = models.Image
-    location = models.ImageLocation
-    pending_location = (sa.select(location.id)
-                        .where(location.image_id == image.id,
-                               location.status == PENDING_DELETE)
-                        .exists())
-    # Lock the rows that qualify, so that exactly those are updated and the
-    # caller learns which ones (UPDATE ... RETURNING is not everywhere).
-    finishable = set(session.execute(
-        sa.select(image.id)
-        .where(image.id.in_(image_ids), image.status == PENDING_DELETE,
-               ~pending_location)
-        .with_for_update()).scalars())
-    if finishable:
-        session.execute(
-            sa.update(image)
-            .where(image.id.in_(finishable), image.status == PENDING_DELETE)
-            .values(status=DELETED, updated_at=now)
-            .execution_options(synchronize_session=False))
-    return finishable
+    rows = dict((image_id, (status, stamp)) for image_id, status, stamp in
+                session.execute(
+                    sa.select(image.id, image.status, image.updated_at)
+                    .where(image.id.in_([record.image_id
+                                         for record in records]))
+                    .with_for_update()).all())
+    recorded = {}
+    for record in records:
+        status, stamp = rows.get(record.image_id, (None, None))
+        recorded[record.image_id] = Recorded(
+            status, status == DELETED and stamp == record.token)
+    return recorded
+
+
+def _give_back(session, image_ids, now):
+    image = models.Image
+    session.execute(
+        sa.update(image)
+        .where(image.id.in_(image_ids), image.status == DELETED)
+        .values(status=PENDING_DELETE, updated_at=now)
+        .execution_options(synchronize_session=False))
+
+
+# --- the URLs live locations use --------------------------------------------
 
 
 @retry_on_db_error
-def restore_image(context, image_id):
-    """Bring a pending_delete image back to active, with its locations.
+def live_locations(context, after_id=None):
+    """The locations that are not deleted, and the highest location id.
 
-    The image becomes active and not deleted, and each of its
-    pending_delete locations becomes active and not deleted, so its data
-    can be downloaded again.
+    Read on the primary: whether another image still needs some data
+    decides whether it is deleted. *after_id* (the highest id of an
+    earlier call) reads only the locations added since: new rows get
+    higher ids.
 
-    :returns: the number of locations restored.
+    :returns: ([(id, image id, value)], highest id in the table or None).
+    """
+    location = models.ImageLocation
+    query = (sa.select(location.id, location.image_id, location.value)
+             .where(location.deleted == sql.false())
+             .order_by(location.id))
+    if after_id is not None:
+        query = query.where(location.id > after_id)
+    with _writer(context) as session:
+        highest = session.execute(
+            sa.select(sa.func.max(location.id))).scalar()
+        return session.execute(query).all(), highest
+
+
+# --- restore ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoreCandidate:
+    """A pending_delete image as a restore finds it, before the store check.
+
+    ``deleted_at`` is the image's: glance-api soft-deleted its properties,
+    tags and members with that same time.
+    """
+
+    image_id: str
+    deleted_at: datetime.datetime
+    locations: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """What a restore brought back (counts of rows)."""
+
+    locations: int
+    properties: int = 0
+    tags: int = 0
+    members: int = 0
+    locations_gone: int = 0
+    property_names: tuple = ()
+
+
+@retry_on_db_error
+def find_restorable(context, image_id):
+    """Read, on the primary, a pending_delete image and its locations.
+
+    :returns: a RestoreCandidate.
     :raises NotFound: there is no such image.
-    :raises Conflict: the image is not pending_delete, or none of its data
-        is left to restore.
+    :raises Conflict: the image is not pending_delete (a scrub pass claimed
+        it, or it is not deleted at all), or it has no pending_delete
+        location left.
+    """
+    image = models.Image
+    with _writer(context) as session:
+        row = session.execute(
+            sa.select(image.status, image.deleted_at)
+            .where(image.id == image_id)).one_or_none()
+        if row is None:
+            raise exception.NotFound(image_id=image_id)
+        locations = _pending_locations(session, [image_id]).get(image_id, [])
+    if row.status == DELETED and locations:
+        raise exception.Conflict(_being_scrubbed_message(image_id),
+                                 image_id=image_id, status=row.status)
+    if row.status != PENDING_DELETE:
+        raise exception.Conflict(image_id=image_id, status=row.status)
+    if not locations:
+        raise exception.Conflict(_no_data_message(image_id),
+                                 image_id=image_id, status=row.status)
+    return RestoreCandidate(image_id, row.deleted_at, tuple(locations))
+
+
+@retry_on_db_error
+def restore_image(context, candidate, present_ids):
+    """Bring a pending_delete image back to active, as glance-api had it.
+
+    In one transaction, and only if the image is still pending_delete
+    with the same deletion time (compare-and-set: a scrub pass that
+    claimed it meanwhile wins): the image becomes active and not deleted;
+    each of *present_ids* that is still pending_delete becomes active and
+    not deleted; the other pending_delete locations of *candidate*, whose
+    data is gone, are marked deleted; and the properties, tags and
+    members that glance-api soft-deleted together with the image are
+    undeleted (see _undelete_children and _undelete_properties).
+
+    :param candidate: the RestoreCandidate read by find_restorable().
+    :param present_ids: ids of the locations whose data the store still
+        has.
+    :returns: a Restored.
+    :raises Conflict: the image changed since it was read, or none of
+        *present_ids* could be restored; nothing was written.
     """
     now = timeutils.utcnow()
+    image = models.Image
     with _writer(context) as session:
-        status = session.execute(
-            sa.select(models.Image.status)
-            .where(models.Image.id == image_id)
-            .with_for_update()).scalar_one_or_none()
-        if status is None:
-            raise exception.NotFound(image_id=image_id)
-        if status != PENDING_DELETE:
-            raise exception.Conflict(image_id=image_id, status=status)
-        restored = _restore_locations(session, image_id, now)
-        if not restored:
-            raise exception.Conflict(
-                _no_data_message(image_id), image_id=image_id, status=status)
-        session.execute(
-            sa.update(models.Image)
-            .where(models.Image.id == image_id,
-                   models.Image.status == PENDING_DELETE)
+        # The write comes first: on SQLite it takes the write lock before
+        # anything is read.
+        taken = session.execute(
+            sa.update(image)
+            .where(image.id == candidate.image_id,
+                   image.status == PENDING_DELETE,
+                   image.deleted == sql.true(),
+                   image.deleted_at == candidate.deleted_at)
             .values(status=ACTIVE, deleted=False, deleted_at=None,
                     updated_at=now)
-            .execution_options(synchronize_session=False))
-        return restored
+            .execution_options(synchronize_session=False)).rowcount
+        if taken != 1:
+            raise _changed_meanwhile(session, candidate.image_id)
+        restored = _undelete_locations(session, candidate.image_id,
+                                       present_ids, now)
+        if not restored:
+            raise exception.Conflict(_no_data_message(candidate.image_id),
+                                     image_id=candidate.image_id,
+                                     status=PENDING_DELETE)
+        gone = [location.id for location in candidate.locations
+                if location.id not in set(present_ids)]
+        if gone:
+            _mark_locations_deleted(
+                session, [(candidate.image_id, loc_id) for loc_id in gone],
+                now)
+        properties = _undelete_properties(session, candidate, now)
+        tags = _undelete_children(session, models.ImageTag, candidate, now)
+        members = _undelete_children(session, models.ImageMember,
+                                     candidate, now)
+    return Restored(restored, len(properties), tags, members,
+                    locations_gone=len(gone),
+                    property_names=tuple(sorted(properties)))
 
 
-def _restore_locations(session, image_id, now):
+# How long before the image's own deleted_at glance-api may have deleted its
+# properties: in the same request, in a transaction of their own.
+PROPERTY_PURGE_WINDOW = datetime.timedelta(seconds=60)
+
+
+def _changed_meanwhile(session, image_id):
+    status = session.execute(
+        sa.select(models.Image.status)
+        .where(models.Image.id == image_id)).scalar_one_or_none()
+    if status is None:
+        return exception.NotFound(image_id=image_id)
+    if status == DELETED:
+        return exception.Conflict(_being_scrubbed_message(image_id),
+                                  image_id=image_id, status=status)
+    return exception.Conflict(image_id=image_id, status=status)
+
+
+def _undelete_locations(session, image_id, location_ids, now):
+    if not location_ids:
+        return 0
     location = models.ImageLocation
-    result = session.execute(
+    return session.execute(
         sa.update(location)
         .where(location.image_id == image_id,
+               location.id.in_(list(location_ids)),
                location.status == PENDING_DELETE)
         .values(status=ACTIVE, deleted=False, deleted_at=None,
                 updated_at=now)
-        .execution_options(synchronize_session=False))
-    return result.rowcount
+        .execution_options(synchronize_session=False)).rowcount
+
+
+def _undelete_children(session, model, candidate, now):
+    """Undelete the tags or members glance-api deleted with the image.
+
+    image_destroy() gives them the image's own deleted_at; a tag or
+    member removed earlier, while the image was active, stays removed.
+    """
+    return session.execute(
+        sa.update(model)
+        .where(model.image_id == candidate.image_id,
+               model.deleted == sql.true(),
+               model.deleted_at == candidate.deleted_at)
+        .values(deleted=False, deleted_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+
+
+def _undelete_properties(session, candidate, now):
+    """Undelete the properties glance-api deleted with the image.
+
+    Before image_destroy(), glance-api's delete purges the image's
+    properties one by one (image_update with purge_props), each with a
+    deleted_at of its own, just before the image's: so they are the ones
+    deleted in the PROPERTY_PURGE_WINDOW before it. That purge deletes
+    again, with a new deleted_at, the properties removed earlier while the
+    image was active (glance 33.0.0 and earlier): the database no longer
+    tells them apart, and they come back too.
+
+    :returns: the names of the properties undeleted.
+    """
+    prop = models.ImageProperty
+    deleted_with_image = sa.and_(
+        prop.image_id == candidate.image_id, prop.deleted == sql.true(),
+        prop.deleted_at <= candidate.deleted_at,
+        prop.deleted_at >= candidate.deleted_at - PROPERTY_PURGE_WINDOW)
+    names = session.execute(
+        sa.select(prop.name).where(deleted_with_image)).scalars().all()
+    if names:
+        session.execute(
+            sa.update(prop).where(deleted_with_image)
+            .values(deleted=False, deleted_at=None, updated_at=now)
+            .execution_options(synchronize_session=False))
+    return names
 
 
 def _no_data_message(image_id):
-    return _("Image %s has no pending_delete location left: its data was "
-             "already scrubbed, so it cannot be restored.") % image_id
+    return _("Image %s has no data left in its stores (no pending_delete "
+             "location holds any): it cannot be restored.") % image_id
+
+
+def _being_scrubbed_message(image_id):
+    return _("Image %s is being scrubbed: a scrub pass claimed it and its "
+             "data is being, or has been, deleted; it cannot be "
+             "restored.") % image_id
