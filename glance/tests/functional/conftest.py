@@ -23,6 +23,7 @@ import uuid
 import pytest
 
 from glance.tests import databases
+from glance.tests.functional import ceph
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 
@@ -73,3 +74,17 @@ def s3_bucket(moto_server):
     """A new bucket on the shared moto server, reached directly."""
     return fixtures.S3Bucket(moto_server.endpoint,
                              'images-%s' % uuid.uuid4().hex[:12]).create()
+
+
+@pytest.fixture(scope='session')
+def ceph_cluster(request):
+    """A one-node Ceph cluster shared by the session's tests."""
+    return use(request, ceph.CephCluster())
+
+
+@pytest.fixture
+def rbd_pool(request, ceph_cluster):
+    """The cluster's RBD pool, reached directly: give images unique names."""
+    pool = ceph_cluster.rbd_pool()
+    request.addfinalizer(pool.close)
+    return pool

@@ -1,0 +1,304 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A real one-node Ceph cluster for the functional tests, and RBD helpers.
+
+* CephCluster runs tools/backends/ceph_cluster.py: a monitor and a
+  memstore OSD as plain processes, with the pool ``images`` ready for RBD;
+* RbdPool puts images in that pool and inspects them through the rados
+  and rbd bindings directly, never through glance_store, so that what a
+  test seeds and checks does not depend on the code under test.
+
+Needs the Debian packages that tools/backends/install_ceph.sh installs,
+and the bindings made importable by tools/backends/ceph_bindings.py.
+Without them the tests skip, except under CI (``CI=true``), where a
+missing cluster is an error.
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import unittest
+import urllib.parse
+
+import fixtures
+
+from glance.tests import databases
+
+try:
+    import rados
+    import rbd
+except ImportError:
+    rados = rbd = None
+
+TREE = pathlib.Path(__file__).resolve().parents[3]
+CLUSTER_TOOL = TREE / 'tools' / 'backends' / 'ceph_cluster.py'
+# ceph_cluster.py's exit status when a Ceph program is not installed.
+EXIT_MISSING = 3
+START_TIMEOUT = 60
+# What glance_store's rbd driver names the snapshot of each image.
+SNAPSHOT = 'snap'
+# 8 MiB objects: glance_store's default rbd_store_chunk_size.
+ORDER = 23
+# Bounds librados's waits, which are infinite by default: a dead cluster
+# then fails the test instead of hanging it.
+CLIENT_TIMEOUT = 30
+LOG_LINES = 20
+
+
+class CephUnavailable(RuntimeError):
+    """Ceph is not installed, under CI where that is an error."""
+
+
+def unavailable(reason):
+    """The exception for a missing Ceph: SkipTest, or under CI an error."""
+    if databases.under_ci():
+        return CephUnavailable(reason)
+    return unittest.SkipTest(reason)
+
+
+def require_ceph():
+    """Raise unavailable() unless the programs and bindings are there."""
+    if rados is None or rbd is None:
+        raise unavailable('Ceph Python bindings (rados, rbd) not importable: '
+                          'run tools/backends/install_ceph.sh, then '
+                          'tools/backends/ceph_bindings.py with this '
+                          'Python (%s)' % sys.executable)
+    check = subprocess.run(
+        [sys.executable, str(CLUSTER_TOOL), 'check'],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=30)
+    if check.returncode == EXIT_MISSING:
+        raise unavailable(check.stderr.strip())
+    if check.returncode != 0:
+        raise RuntimeError('%s check failed: %s'
+                           % (CLUSTER_TOOL, check.stderr.strip()))
+
+
+class CephCluster(fixtures.Fixture):
+    """A one-node Ceph cluster in a temporary directory, killed at cleanup.
+
+    Starting one takes a few seconds: share it between tests (a pytest
+    session fixture), and give each test images of its own names.
+
+    :param base_dir: where the cluster's files go; a temporary directory,
+        removed at cleanup, by default.
+    :ivar conf: the path of a ceph.conf for clients.
+    :ivar fsid: the cluster's id, the host part of its rbd:// URLs.
+    :ivar pool: the RBD pool, ``images``.
+    :ivar user: the client name without ``client.``, ``admin``.
+    :ivar dir: the directory holding the cluster's files and logs.
+    """
+
+    def __init__(self, base_dir=None):
+        super().__init__()
+        self._base_dir = base_dir
+
+    def setUp(self):
+        # Checked before Fixture.setUp, which would wrap a SkipTest raised
+        # from _setUp in MultipleExceptions: an error, not a skip, to
+        # pytest and testtools alike.
+        require_ceph()
+        super().setUp()
+
+    def _setUp(self):
+        self.dir = (self._base_dir
+                    or self.useFixture(fixtures.TempDir()).path)
+        # Registered before the start: the tool kills what it started
+        # when it fails, but not when it is itself killed on a timeout.
+        self.addCleanup(self._run, 'stop')
+        started = self._run('start', '--timeout', str(START_TIMEOUT))
+        cluster = json.loads(started.stdout)
+        self.conf = cluster['conf']
+        self.fsid = cluster['fsid']
+        self.pool = cluster['pool']
+        self.user = cluster['user']
+        self.keyring = cluster['keyring']
+
+    def _run(self, action, *arguments):
+        try:
+            done = subprocess.run(
+                [sys.executable, str(CLUSTER_TOOL), action, self.dir]
+                + list(arguments),
+                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=START_TIMEOUT + 30)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError('%s %s did not return' % (CLUSTER_TOOL,
+                                                         action))
+        if done.returncode != 0:
+            raise RuntimeError('%s%s' % (done.stderr.strip(),
+                                         self._log_tails()))
+        return done
+
+    def _log_tails(self):
+        """The last lines of the daemons' logs, which cleanup removes."""
+        log_dir = os.path.join(self.dir, 'log')
+        if not os.path.isdir(log_dir):
+            return ''
+        tails = []
+        for name in sorted(os.listdir(log_dir)):
+            with open(os.path.join(log_dir, name), errors='replace') as log:
+                lines = log.read().splitlines()[-LOG_LINES:]
+            if lines:
+                tails.append('\n--- %s (last lines) ---\n%s'
+                             % (name, '\n'.join(lines)))
+        return ''.join(tails)
+
+    def rbd_pool(self):
+        """An RbdPool on this cluster's pool; close() it when done."""
+        return RbdPool(self.conf, self.pool, self.user)
+
+
+def parse_url(url):
+    """(fsid, pool, image, snapshot) of a glance_store rbd:// URL."""
+    parts = urllib.parse.urlsplit(url)
+    pieces = [parts.netloc] + parts.path.lstrip('/').split('/')
+    if parts.scheme != 'rbd' or len(pieces) != 4:
+        raise ValueError('not an rbd://FSID/POOL/IMAGE/SNAP URL: %s' % url)
+    return tuple(urllib.parse.unquote(piece) for piece in pieces)
+
+
+def connect(conf, user, **options):
+    """A connected rados.Rados client; shutdown() it when done."""
+    client = rados.Rados(conffile=conf, rados_id=user)
+    timeout = str(CLIENT_TIMEOUT)
+    for name, value in dict(client_mount_timeout=timeout,
+                            rados_mon_op_timeout=timeout,
+                            rados_osd_op_timeout=timeout,
+                            **options).items():
+        client.conf_set(name, value)
+    client.connect(timeout=CLIENT_TIMEOUT)
+    return client
+
+
+class RbdPool:
+    """An RBD pool, reached with the rados and rbd bindings.
+
+    Images are named by the test; put() returns the glance location URL.
+    One client connection, held until close().
+    """
+
+    def __init__(self, conf, pool, user='admin'):
+        self.conf = conf
+        self.pool = pool
+        self.user = user
+        # Clone format 1 is what Nova and Cinder get from a cluster like
+        # most in production: the parent's snapshot cannot be unprotected
+        # while a clone exists. (With format 2 it can, and the parent
+        # goes to the RBD trash instead.)
+        self._client = connect(conf, user, rbd_default_clone_format='1')
+        try:
+            self._ioctx = self._client.open_ioctx(pool)
+            self.fsid = self._client.get_fsid()
+        except Exception:
+            self._client.shutdown()
+            raise
+
+    def close(self):
+        self._ioctx.close()
+        self._client.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def url(self, name):
+        """The location URL glance_store gives image *name*."""
+        return 'rbd://%s/%s/%s/%s' % tuple(
+            urllib.parse.quote(piece, safe='')
+            for piece in (self.fsid, self.pool, name, SNAPSHOT))
+
+    def _name(self, url):
+        _fsid, pool, name, _snapshot = parse_url(url)
+        if pool != self.pool:
+            raise ValueError('%s is not in pool %s' % (url, self.pool))
+        return name
+
+    def _features(self):
+        # What glance_store's driver asks for: the cluster's default.
+        return int(self._client.conf_get('rbd_default_features'))
+
+    def put(self, name, data):
+        """Store *data* as glance_store's rbd driver does; its URL.
+
+        An image of exactly the data's size, the data written, then a
+        protected snapshot (what clones are made from).
+        """
+        rbd.RBD().create(self._ioctx, name, len(data), order=ORDER,
+                         old_format=False, features=self._features())
+        with rbd.Image(self._ioctx, name) as image:
+            if data:
+                image.write(data, 0)
+            image.create_snap(SNAPSHOT)
+            image.protect_snap(SNAPSHOT)
+        return self.url(name)
+
+    def exists(self, url):
+        """Whether the image of *url* exists (its snapshot may not)."""
+        try:
+            with rbd.Image(self._ioctx, self._name(url), read_only=True):
+                return True
+        except rbd.ImageNotFound:
+            return False
+
+    def read(self, url):
+        """The whole content of the image of *url*."""
+        with rbd.Image(self._ioctx, self._name(url),
+                       read_only=True) as image:
+            return image.read(0, image.size())
+
+    def snapshots(self, url):
+        """The names of the snapshots of the image of *url*."""
+        with rbd.Image(self._ioctx, self._name(url),
+                       read_only=True) as image:
+            return sorted(snap['name'] for snap in image.list_snaps())
+
+    def clone(self, url, child_name):
+        """A copy-on-write clone of the image's protected snapshot.
+
+        What Nova and Cinder make for a VM disk or a volume: the parent is
+        in use until remove_clone().
+        """
+        snapshot = parse_url(url)[3]
+        rbd.RBD().clone(self._ioctx, self._name(url), snapshot,
+                        self._ioctx, child_name, features=self._features(),
+                        order=ORDER)
+        return child_name
+
+    def remove_clone(self, child_name):
+        rbd.RBD().remove(self._ioctx, child_name)
+
+    @contextlib.contextmanager
+    def open_by_another_client(self, url):
+        """Keep the image open in a client connection of its own.
+
+        Opening an image for writing registers a watch on its header, so
+        the image is in use (as a running VM's disk is) for as long as
+        the context lasts. A connection of its own: librbd does not count
+        the watch of the client that asks for the removal.
+        """
+        client = connect(self.conf, self.user)
+        try:
+            with client.open_ioctx(self.pool) as ioctx:
+                with rbd.Image(ioctx, self._name(url)) as image:
+                    yield image
+        finally:
+            client.shutdown()
+
+    def names(self):
+        """The names of all images in the pool, sorted."""
+        return sorted(rbd.RBD().list(self._ioctx))
