@@ -29,6 +29,9 @@ from glance.db.sqlalchemy import models
 
 IMAGES = models.Image.__table__
 LOCATIONS = models.ImageLocation.__table__
+PROPERTIES = models.ImageProperty.__table__
+TAGS = models.ImageTag.__table__
+MEMBERS = models.ImageMember.__table__
 
 
 @dataclasses.dataclass
@@ -53,6 +56,13 @@ class Image:
     deleted_seconds_ago: int = 3600
     size: int = 1024
     visibility: str = 'shared'
+    # What the image had when it was deleted: glance-api soft-deletes
+    # these with the image's own deleted_at.
+    properties: dict = dataclasses.field(default_factory=dict)
+    tags: list = dataclasses.field(default_factory=list)
+    members: dict = dataclasses.field(default_factory=dict)  # name: status
+    # Removed while the image was still active, a day before its deletion.
+    removed_properties: dict = dataclasses.field(default_factory=dict)
 
 
 def _image_row(image, now):
@@ -83,6 +93,33 @@ def _location_rows(image, now):
         }
 
 
+def _child_rows(image, now):
+    """{table: rows} of the image's properties, tags and members."""
+    deleted_at = (now - datetime.timedelta(seconds=image.deleted_seconds_ago)
+                  if image.deleted else None)
+    removed_at = now - datetime.timedelta(days=1,
+                                          seconds=image.deleted_seconds_ago)
+    # glance-api purges the properties in a transaction of its own just
+    # before it deletes the image; tags and members share its deleted_at.
+    purged_at = (deleted_at - datetime.timedelta(milliseconds=5)
+                 if deleted_at else None)
+
+    def row(deleted_at, **values):
+        return dict(values, image_id=image.id, created_at=removed_at,
+                    deleted=deleted_at is not None, deleted_at=deleted_at)
+
+    return {
+        PROPERTIES: [row(purged_at, name=name, value=value)
+                     for name, value in image.properties.items()] +
+        [row(removed_at, name=name, value=value)
+         for name, value in image.removed_properties.items()],
+        TAGS: [row(deleted_at, value=tag) for tag in image.tags],
+        MEMBERS: [row(deleted_at, member=member, status=status,
+                      can_share=False)
+                  for member, status in image.members.items()],
+    }
+
+
 def insert(engine, images, batch=1000):
     """Write *images* (seed.Image) and their locations, in batches."""
     now = timeutils.utcnow()
@@ -96,6 +133,13 @@ def insert(engine, images, batch=1000):
                     for row in _location_rows(image, now)]
             if rows:
                 connection.execute(LOCATIONS.insert(), rows)
+            children = {}
+            for image in chunk:
+                for table, rows in _child_rows(image, now).items():
+                    children.setdefault(table, []).extend(rows)
+            for table, rows in children.items():
+                if rows:
+                    connection.execute(table.insert(), rows)
     return images
 
 
@@ -122,3 +166,19 @@ def count_images(engine, status):
         return connection.execute(
             sa.select(sa.func.count()).select_from(IMAGES)
             .where(IMAGES.c.status == status)).scalar_one()
+
+
+def live_children(engine, image_id):
+    """The image's properties, tags and members that are not deleted."""
+    with engine.connect() as connection:
+        def live(table, *columns):
+            return sorted(tuple(row) for row in connection.execute(
+                sa.select(*columns).where(table.c.image_id == image_id,
+                                          table.c.deleted == sa.false())))
+        return {
+            'properties': dict(live(PROPERTIES, PROPERTIES.c.name,
+                                    PROPERTIES.c.value)),
+            'tags': [tag for (tag,) in live(TAGS, TAGS.c.value)],
+            'members': dict(live(MEMBERS, MEMBERS.c.member,
+                                 MEMBERS.c.status)),
+        }

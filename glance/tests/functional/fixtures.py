@@ -29,6 +29,7 @@ Nothing here depends on pytest, so that a benchmark script can import it:
 
 import collections
 import configparser
+import copy
 import dataclasses
 import http.client
 import http.server
@@ -105,6 +106,23 @@ class ScrubberConfig:
             else:
                 values[name] = _ini_value(value)
         return self
+
+    def copy(self, path):
+        """The same configuration, to be written to *path*."""
+        other = ScrubberConfig.__new__(ScrubberConfig)
+        other.path = str(path)
+        other.sections = copy.deepcopy(self.sections)
+        return other
+
+    def on_another_host(self, folder):
+        """The same configuration with a lock_path of its own.
+
+        What a scrubber or a restore on another host shares with this one
+        is the database and the stores, not the lock file.
+        """
+        os.makedirs(os.path.join(folder, 'locks'), exist_ok=True)
+        return self.copy(os.path.join(folder, 'glance-scrubber.conf')).set(
+            'oslo_concurrency', lock_path=os.path.join(folder, 'locks'))
 
     def use_file_store(self, datadir):
         """The single file store of upstream's default configuration."""
@@ -277,11 +295,14 @@ class RunningScrubber(fixtures.Fixture):
         self.addCleanup(self._stdout.close)
         self.addCleanup(self._stderr.close)
         self.process = subprocess.Popen(
-            scrubber_command(self.config, *self.args),
+            self._command(),
             env=scrubber_environment(self.env), stdin=subprocess.DEVNULL,
             stdout=self._stdout, stderr=self._stderr, text=True,
             start_new_session=True)
         self.addCleanup(self._kill)
+
+    def _command(self):
+        return scrubber_command(self.config, *self.args)
 
     @property
     def pid(self):
@@ -330,6 +351,46 @@ class RunningScrubber(fixtures.Fixture):
 def _read(path):
     with open(path) as stream:
         return stream.read()
+
+
+class PausedScrubber(RunningScrubber):
+    """glance-scrubber paused once at *step* of a scrub (paused_scrubber).
+
+    wait_until_paused() returns once the process waits there; resume()
+    lets it go on. Kill it instead (kill()) to stop a pass between two
+    steps the way a crash would.
+    """
+
+    def __init__(self, config, step, *args, env=None):
+        super().__init__(config, *args, env=env)
+        self.step = step
+
+    def _setUp(self):
+        self.folder = self.useFixture(fixtures.TempDir()).path
+        super()._setUp()
+
+    def _command(self):
+        return [sys.executable, '-m',
+                'glance.tests.functional.paused_scrubber', self.step,
+                self.folder] + scrubber_command(self.config,
+                                                *self.args)[1:]
+
+    def wait_until_paused(self, timeout=60):
+        reached = os.path.join(self.folder, 'reached')
+        wait_until(lambda: os.path.exists(reached) or not self.running(),
+                   timeout, what='glance-scrubber paused at %s' % self.step)
+        if not self.running():
+            raise AssertionError('glance-scrubber exited before %s:\n%s'
+                                 % (self.step, self.output()))
+
+    def resume(self):
+        with open(os.path.join(self.folder, 'go'), 'w'):
+            pass
+
+    def kill(self):
+        """SIGKILL the process, as a crash or an OOM killer would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        return self.wait()
 
 
 # --- a local S3 server ------------------------------------------------------
@@ -415,6 +476,11 @@ class ProxiedRequest:
     status: int = None
 
 
+def object_request(method, path):
+    """Whether a request names an object (/bucket/key), not a bucket."""
+    return urllib.parse.urlsplit(path).path.strip('/').count('/') >= 1
+
+
 def whole_path(path):
     """The default grouping of the proxy: one group per object path."""
     return urllib.parse.urlsplit(path).path
@@ -443,7 +509,7 @@ class CountingProxy(fixtures.Fixture):
         self.group_of = group_of
         self._lock = threading.Condition()
         self._failing = None
-        self._holding = False
+        self._holding = None
         self.reset()
 
     def _setUp(self):
@@ -492,14 +558,18 @@ class CountingProxy(fixtures.Fixture):
 
     # holding
 
-    def hold(self):
-        """Hold every request from now on, until release()."""
+    def hold(self, predicate=None):
+        """Hold requests from now on, until release().
+
+        :param predicate: called with (method, path) of each request; only
+            those it accepts are held. Default: every request.
+        """
         with self._lock:
-            self._holding = True
+            self._holding = predicate or (lambda method, path: True)
 
     def release(self):
         with self._lock:
-            self._holding = False
+            self._holding = None
             self._lock.notify_all()
 
     def wait_for_held(self, count, timeout=60):
@@ -537,9 +607,9 @@ class CountingProxy(fixtures.Fixture):
         return request, (failing[1] if failing and
                          failing[0](method, path) else None)
 
-    def _wait_while_held(self):
+    def _wait_while_held(self, method, path):
         with self._lock:
-            if not self._holding:
+            if not (self._holding and self._holding(method, path)):
                 return
             self.held += 1
             self._lock.notify_all()
@@ -591,7 +661,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         proxy = self.server.proxy
         request, failure = proxy._arrived(self.command, self.path)
         body = self._read_body()
-        proxy._wait_while_held()
+        proxy._wait_while_held(self.command, self.path)
         if proxy.delay:
             time.sleep(proxy.delay)
         if failure:

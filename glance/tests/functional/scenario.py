@@ -238,7 +238,7 @@ class Backlog:
                      if self.data_before[location.url]]
         return {'found': len(self.to_scrub),
                 'scrubbed': len(self.to_scrub), 'failed': 0, 'skipped': 0,
-                'locations_deleted': len(pending),
+                'in_use': 0, 'locations_deleted': len(pending),
                 'bytes_reclaimed': sum(image.size for image in with_data)}
 
     def check_scrubbed(self, engine, run):
@@ -264,6 +264,16 @@ def summary_counts(summary):
     assert summary is not None, 'no "Scrub pass summary:" line'
     return {name: value for name, value in summary.items()
             if name not in ('seconds', 'images_per_second')}
+
+
+def is_scrubbed(engine, image):
+    """Whether a pass finished the image: deleted, no location pending.
+
+    A claimed image is deleted already while its data is being deleted.
+    """
+    return (seed.image_status(engine, image.id).status == 'deleted' and
+            all(status != 'pending_delete' for _url, status, _deleted
+                in seed.location_states(engine, image.id)))
 
 
 def check_image_scrubbed(engine, stores, image, url_of=lambda url: url):
@@ -312,7 +322,7 @@ def check_next_pass_finishes(config, engine, stores, stuck, locations_left):
     assert run.returncode == 0, run.describe()
     assert summary_counts(run.summary) == {
         'found': 1, 'scrubbed': 1, 'failed': 0, 'skipped': 0,
-        'locations_deleted': locations_left,
+        'in_use': 0, 'locations_deleted': locations_left,
         'bytes_reclaimed': locations_left * IMAGE_SIZE}
     stuck.locations[0].status = 'deleted'  # as the first pass left it
     check_image_scrubbed(engine, stores, stuck)
@@ -330,6 +340,6 @@ def run_with_one_failure(config, found, locations_deleted):
     assert 'Traceback' not in run.output, run.describe()
     assert summary_counts(run.summary) == {
         'found': found, 'scrubbed': found - 1, 'failed': 1, 'skipped': 0,
-        'locations_deleted': locations_deleted,
+        'in_use': 0, 'locations_deleted': locations_deleted,
         'bytes_reclaimed': locations_deleted * IMAGE_SIZE}
     return run

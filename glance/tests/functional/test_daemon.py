@@ -33,8 +33,7 @@ def wait_until_scrubbed(engine, images, daemon):
     def all_deleted():
         if not daemon.running():
             raise AssertionError('the daemon exited:\n' + daemon.output())
-        return all(seed.image_status(engine, image.id)[0] == 'deleted'
-                   for image in images)
+        return all(scenario.is_scrubbed(engine, image) for image in images)
     fixtures.wait_until(all_deleted, LIVENESS, interval=0.2,
                         what='images scrubbed by the daemon')
 
@@ -125,7 +124,7 @@ def test_daemon_stopped_mid_pass_finishes_the_images_in_flight(
         images = scenario.pending_images([scenario.Placement(s3_bucket)],
                                          20, 2)
         seed.insert(engine, images)
-        proxy.hold()
+        proxy.hold(fixtures.object_request)
         with fixtures.RunningScrubber(config, '--daemon',
                                       env=backend) as daemon:
             fixtures.wait_until(lambda: proxy.held >= 2, LIVENESS,
@@ -133,7 +132,8 @@ def test_daemon_stopped_mid_pass_finishes_the_images_in_flight(
             daemon.send(signum)
             proxy.release()
             run = daemon.wait()
-        touched = {request.group for request in proxy.requests}
+        touched = {request.group for request in proxy.requests
+                   if fixtures.object_request(request.method, request.path)}
 
     check_clean_exit(run)
     deleted = check_nothing_half_done(engine, s3_bucket, images)

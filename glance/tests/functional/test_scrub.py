@@ -60,7 +60,7 @@ def test_a_second_pass_finds_nothing_and_touches_nothing(database, config,
     assert run.returncode == 0, run.describe()
     assert scenario.summary_counts(run.summary) == {
         'found': 0, 'scrubbed': 0, 'failed': 0, 'skipped': 0,
-        'locations_deleted': 0, 'bytes_reclaimed': 0}
+        'in_use': 0, 'locations_deleted': 0, 'bytes_reclaimed': 0}
     assert scenario.rows_of(database.engine, backlog.image_ids(
         backlog.to_scrub)) == scrubbed_rows
     backlog.check_untouched(database.engine)

@@ -132,12 +132,13 @@ def test_only_the_image_no_store_can_delete_fails(database, config,
     assert orphan.id in run.output
 
 
-def test_an_image_restored_during_the_pass_is_skipped(database, config,
-                                                      proxy, s3_bucket):
-    """The worker re-reads the status right before deleting anything.
+def test_restores_during_a_pass_win_or_are_refused(
+        database, config, proxy, s3_bucket, tmp_path):
+    """A restore from another host either wins or finds the image claimed.
 
     Serial pool: while the first image's request is held, the second is
-    made active again behind the scrubber's back; it must keep its data.
+    claimed already (the pass claims one batch ahead) and cannot be
+    restored; the third is not, is restored and keeps its data.
     """
     use_s3_only(config, proxy.endpoint, s3_bucket)
     config.set('DEFAULT', scrub_pool_size=1)
@@ -147,36 +148,73 @@ def test_an_image_restored_during_the_pass_is_skipped(database, config,
         scenario.pending_images([scenario.Placement(s3_bucket)], 3, 2),
         key=lambda image: image.id)
     seed.insert(database.engine, [first, second, third])
-    proxy.hold()
+    elsewhere = config.on_another_host(tmp_path / 'elsewhere')
+    # Only the first image's requests: the restore looks its data up too.
+    proxy.hold(lambda method, path: first.id in path)
     with fixtures.RunningScrubber(config) as scrub:
         fixtures.wait_until(lambda: proxy.held >= 1, 120,
                             what='a request held')
-        assert [request.group for request in proxy.requests] == [
-            '/%s/%s.0' % (s3_bucket.name, first.id)]
-        make_active(database.engine, second.id)
-        rows = scenario.rows_of(database.engine, [second.id])
+        assert [request.group for request in proxy.requests
+                if fixtures.object_request(request.method, request.path)] \
+            == ['/%s/%s.0' % (s3_bucket.name, first.id)]
+        refused = fixtures.run_scrubber(elsewhere, '--restore', second.id)
+        restored = fixtures.run_scrubber(elsewhere, '--restore', third.id)
         proxy.release()
         run = scrub.wait()
 
+    assert refused.returncode == 2 and 'claimed' in refused.stderr, \
+        refused.describe()
+    assert restored.returncode == 0, restored.describe()
     assert run.returncode == 0, run.describe()
     assert scenario.summary_counts(run.summary) == {
-        'found': 3, 'scrubbed': 2, 'failed': 0, 'skipped': 1,
+        'found': 3, 'scrubbed': 2, 'failed': 0, 'skipped': 1, 'in_use': 0,
         'locations_deleted': 4, 'bytes_reclaimed': 4 * scenario.IMAGE_SIZE}
-    for image in (first, third):
+    for image in (first, second):
         scenario.check_image_scrubbed(database.engine, stores, image)
-    assert scenario.rows_of(database.engine, [second.id]) == rows
-    assert all(stores.exists(location.url) for location in second.locations)
-    assert not any(request.path.endswith(second.id + '.0')
-                   for request in proxy.requests)
+    assert seed.image_status(database.engine, third.id).status == 'active'
+    assert all(stores.exists(location.url) for location in third.locations)
+    # The restore looked its data up; nothing deleted it.
+    assert not any(request.path.endswith(third.id + '.0') and
+                   request.method == 'DELETE' for request in proxy.requests)
 
 
-def make_active(engine, image_id):
-    """What an operator's restore does to the rows."""
-    with engine.begin() as connection:
-        connection.execute(
-            seed.IMAGES.update().where(seed.IMAGES.c.id == image_id)
-            .values(status='active', deleted=False, deleted_at=None))
-        connection.execute(
-            seed.LOCATIONS.update()
-            .where(seed.LOCATIONS.c.image_id == image_id)
-            .values(status='active', deleted=False, deleted_at=None))
+def test_a_library_error_on_a_later_location_keeps_what_was_deleted(
+        database, config, proxy, s3_bucket):
+    """botocore's ClientError from the DELETE of location 2 of 3.
+
+    glance_store lets it through. The image fails with a one-line reason,
+    no traceback; location 1, deleted, stays recorded deleted, so that a
+    restore only brings back locations that still have data.
+    """
+    use_s3_only(config, proxy.endpoint, s3_bucket)
+    s3_bucket.url_netloc = proxy.netloc
+    stores = scenario.StoreSet(s3=s3_bucket)
+    stuck = scenario.pending_images([scenario.Placement(s3_bucket)], 1,
+                                    3)[0]
+    others = scenario.pending_images([scenario.Placement(s3_bucket)], 2, 1)
+    seed.insert(database.engine, [stuck] + others)
+    failing_key = '/%s/%s' % (s3_bucket.name,
+                              s3_bucket.key_of(stuck.locations[1].url))
+    proxy.fail_requests(lambda method, path: method == 'DELETE' and
+                        path == failing_key)
+
+    run = scenario.run_with_one_failure(config, found=3, locations_deleted=3)
+
+    assert 'Traceback' not in run.output, run.describe()
+    errors = [line for line in run.output.splitlines()
+              if ' ERROR ' in line and stuck.id in line]
+    assert len(errors) == 1 and 'ClientError' in errors[0], run.describe()
+    scenario.check_pending(database.engine, stuck,
+                           ['deleted', 'pending_delete', 'pending_delete'])
+    audit = [line for line in run.output.splitlines()
+             if ' INFO ' in line and 'scrubbed: 1 locations deleted, %d '
+             'bytes reclaimed' % scenario.IMAGE_SIZE in line]
+    for image in others:
+        assert any(image.id in line for line in audit), run.describe()
+    proxy.stop_failing()
+    restore = fixtures.run_scrubber(config, '--restore', stuck.id)
+    assert restore.returncode == 0, restore.describe()
+    assert [state[1] for state in seed.location_states(
+        database.engine, stuck.id)] == ['deleted', 'active', 'active']
+    assert [stores.exists(location.url) for location in stuck.locations] \
+        == [False, True, True]
