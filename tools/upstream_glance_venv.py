@@ -40,8 +40,9 @@ import venv
 
 # The one pin: the newest upstream release that installs on Python 3.11.
 UPSTREAM_GLANCE = 'glance==33.0.0'
-# Database drivers upstream needs for the MariaDB/MySQL variant.
-EXTRA_PACKAGES = ('PyMySQL',)
+# Database drivers upstream needs for the MariaDB/MySQL and PostgreSQL
+# variants.
+EXTRA_PACKAGES = ('PyMySQL', 'psycopg2-binary')
 
 STAMP = 'upstream-glance.stamp'
 TREE = pathlib.Path(__file__).resolve().parent.parent

@@ -33,6 +33,7 @@ import urllib.error
 import urllib.request
 
 import fixtures
+import sqlalchemy as sa
 
 from glance.tests import databases
 
@@ -69,6 +70,25 @@ def _unavailable(reason):
     if databases.under_ci():
         raise AssertionError(reason)
     raise unittest.SkipTest(reason)
+
+
+def check_driver(python, database_url):
+    """Make sure upstream's python can load the driver of *database_url*.
+
+    tools/upstream_glance_venv.py installs upstream Glance and the drivers
+    it names; a database whose driver is missing there skips the test
+    (fails it under CI), with the reason.
+    """
+    driver = sa.engine.make_url(database_url).get_driver_name()
+    module = {'pysqlite': 'sqlite3'}.get(driver, driver)
+    result = subprocess.run(
+        [str(python), '-I', '-c', 'import %s' % module],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        _unavailable('the upstream Glance virtualenv of %s cannot import '
+                     '%s, the driver of %s: add it to EXTRA_PACKAGES in '
+                     'tools/upstream_glance_venv.py'
+                     % (python, module, database_url))
 
 
 def isolated(python, script, *args):
@@ -221,7 +241,10 @@ class UpstreamGlanceAPI(fixtures.Fixture):
 
 
 class ApiClient:
-    """The few calls of the images API v2 the tests make, on urllib."""
+    """The calls of the images API v2 the tests make, on urllib."""
+
+    JSON = 'application/json'
+    JSON_PATCH = 'application/openstack-images-v2.1-json-patch'
 
     def __init__(self, url):
         self.url = url
@@ -245,19 +268,28 @@ class ApiClient:
                 method, path, status, got, body[:500]))
         return body
 
-    def create_image(self, name):
-        body = json.dumps({'name': name, 'disk_format': 'raw',
-                           'container_format': 'bare'}).encode()
-        created = self.expect(201, 'POST', '/v2/images', body=body,
-                              content_type='application/json')
-        return json.loads(created)['id']
+    def expect_json(self, status, method, path, document=None,
+                    content_type=JSON):
+        """Send *document* as JSON (if any); return the decoded answer."""
+        body = None if document is None else json.dumps(document).encode()
+        answer = self.expect(status, method, path, body=body,
+                             content_type=content_type if body else None)
+        return json.loads(answer) if answer else None
+
+    # --- images
+
+    def create_image(self, name, **fields):
+        """Create a raw/bare image; *fields* add to it (visibility=...)."""
+        document = dict({'name': name, 'disk_format': 'raw',
+                         'container_format': 'bare'}, **fields)
+        return self.expect_json(201, 'POST', '/v2/images', document)['id']
 
     def upload(self, image_id, data):
         self.expect(204, 'PUT', '/v2/images/%s/file' % image_id, body=data,
                     content_type='application/octet-stream')
 
     def show(self, image_id):
-        return json.loads(self.expect(200, 'GET', '/v2/images/%s' % image_id))
+        return self.expect_json(200, 'GET', '/v2/images/%s' % image_id)
 
     def status_of(self, image_id):
         """The HTTP status of showing the image (404 once deleted)."""
@@ -270,5 +302,42 @@ class ApiClient:
         self.expect(204, 'DELETE', '/v2/images/%s' % image_id)
 
     def list_ids(self):
-        listing = json.loads(self.expect(200, 'GET', '/v2/images'))
+        listing = self.expect_json(200, 'GET', '/v2/images')
         return {image['id'] for image in listing['images']}
+
+    def patch(self, image_id, operations):
+        """Apply JSON-patch *operations*; return the updated image."""
+        return self.expect_json(200, 'PATCH', '/v2/images/%s' % image_id,
+                                operations, content_type=self.JSON_PATCH)
+
+    def add_properties(self, image_id, **properties):
+        return self.patch(image_id, [
+            {'op': 'add', 'path': '/%s' % name, 'value': value}
+            for name, value in sorted(properties.items())])
+
+    def remove_properties(self, image_id, *names):
+        return self.patch(image_id, [
+            {'op': 'remove', 'path': '/%s' % name} for name in names])
+
+    # --- tags
+
+    def add_tag(self, image_id, tag):
+        self.expect(204, 'PUT', '/v2/images/%s/tags/%s' % (image_id, tag))
+
+    def remove_tag(self, image_id, tag):
+        self.expect(204, 'DELETE', '/v2/images/%s/tags/%s' % (image_id, tag))
+
+    # --- members (images with visibility 'shared')
+
+    def add_member(self, image_id, member):
+        return self.expect_json(200, 'POST', '/v2/images/%s/members'
+                                % image_id, {'member': member})
+
+    def set_member_status(self, image_id, member, status):
+        """Accept or reject a share (upstream lets an admin do it too)."""
+        return self.expect_json(200, 'PUT', '/v2/images/%s/members/%s'
+                                % (image_id, member), {'status': status})
+
+    def members(self, image_id):
+        return self.expect_json(200, 'GET', '/v2/images/%s/members'
+                                % image_id)['members']
