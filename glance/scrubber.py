@@ -325,12 +325,13 @@ class Worker:
                 LOG.warning('Image %(image)s: location %(id)s %(what)s; '
                             'recorded deleted without touching the store',
                             {'image': claim.image_id, 'id': location.id,
-                             'what': _why_untouched(deletion, location)})
+                             'what': _why_untouched(deletion)})
 
 
-def _why_untouched(deletion, location):
+def _why_untouched(deletion):
     if deletion is store_policy.Deletion.SHARED:
-        return _('points to data another live image uses')
+        return _('points to data another image may still need (it is live, '
+                 'or pending_delete and restorable)')
     return _('is in a store that cannot delete (Glance never owned the '
              'data)')
 
@@ -400,8 +401,8 @@ class Scrubber:
     :param context: admin request context.
     :param worker: a Worker: scrubs one claimed image when called,
         returning an Outcome.
-    :param deleter: the worker's StoreDeleter; the pass refreshes its
-        view of live locations before each claim.
+    :param deleter: the worker's StoreDeleter; the pass keeps its view of
+        the images that may need some data (DataUsers) up to date.
     :param executors: makes the executor of a pass (see Executors).
     :param pool_size: ``scrub_pool_size``, images scrubbed at once.
     :param scrub_time: ``scrub_time``, seconds an image waits.
@@ -471,8 +472,8 @@ class Scrubber:
                  {'size': self.pool_size,
                   'backend': self._executors.backend})
         queue = self._new_queue()
-        # Images deleted since the last pass no longer use their data.
-        self._deleter.live_urls.forget()
+        # Images scrubbed since the last pass no longer need their data.
+        self._deleter.data_users.forget()
         in_flight = set()
         executor = self._executors(self.pool_size)
         try:
@@ -514,10 +515,11 @@ class Scrubber:
         summary.found += len(batch)
         try:
             # Before the claim: a location added until now is seen.
-            self._deleter.live_urls.refresh(self._context)
+            self._deleter.data_users.refresh(self._context)
             claims = db_api.claim_images(self._context, batch,
                                          queue.deleted_before,
                                          queue.claimed_before)
+            self._deleter.data_users.claimed(claims)
         except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
             LOG.error('Could not claim %(count)d images, none of their data '
                       'was touched: %(error)s',

@@ -99,14 +99,18 @@ class NotFoundGuard:
     location is held back until the sample can no longer go wrong; if
     more than *ratio* of the sample finds nothing, the guard trips: the
     pass takes no more images, and every held or later outcome that found
-    no data is withheld (see withhold()).
+    no data is withheld (see _withheld()). A pass with fewer deletes is
+    judged on those at its end, from SMALLEST_SAMPLE deletes up: the
+    steady state of a daemon is many small passes.
 
     :param ratio: ``scrub_not_found_ratio``; 1.0 never trips.
     """
 
     SAMPLE = 20
+    SMALLEST_SAMPLE = 5
 
     def __init__(self, ratio):
+        self._ratio = ratio
         self._limit = int(ratio * self.SAMPLE)
         self._seen = 0
         self._not_found = 0
@@ -130,7 +134,14 @@ class NotFoundGuard:
         return []
 
     def release(self):
-        """At the end of the pass: the held outcomes, settled or withheld."""
+        """At the end of the pass: the held outcomes, settled or withheld.
+
+        A pass that ended before its sample was complete is judged on the
+        deletes it made, if it made at least SMALLEST_SAMPLE of them.
+        """
+        if not (self.tripped or self._settled):
+            self.tripped = (self._seen >= self.SMALLEST_SAMPLE and
+                            self._not_found > self._ratio * self._seen)
         if self.tripped:
             return [self._withheld(held) for held in self._take_held()]
         self._settled = True

@@ -18,8 +18,9 @@ configured for:
 * a ``file://`` location whose path resolves outside every configured
   ``filesystem_store_datadir(s)`` is never deleted (old clouds hold such
   rows: CVE-2014-9493 and CVE-2015-1195 let users set file locations);
-* data that a location of another, live image still points to is not
-  deleted: that image needs it (LiveUrls);
+* data that a location of another image still points to is not deleted
+  while that image is live or can be restored: it needs the data
+  (DataUsers);
 * data Glance never owned (the http store cannot delete) is let go.
 
 StoreDeleter applies these rules to one location, then asks glance_store
@@ -28,6 +29,7 @@ into a Deletion or an exception of this module.
 """
 
 import enum
+import hashlib
 import os
 import threading
 import urllib.parse
@@ -43,7 +45,9 @@ from glance.i18n import _
 LOG = logging.getLogger(__name__)
 
 FILE_TYPE = 'file'
-FILE_SCHEME = 'file'
+# The file store answers to both (CVE-2015-1195 went through the second).
+FILE_SCHEMES = ('file', 'filesystem')
+S3_SCHEMES = ('s3', 's3+http', 's3+https')
 
 
 class Deletion(enum.Enum):
@@ -51,7 +55,7 @@ class Deletion(enum.Enum):
 
     DELETED = 'deleted'  # the store deleted it
     ALREADY_GONE = 'already gone'  # the store did not have it
-    SHARED = 'kept: another image uses it'  # not touched
+    SHARED = 'kept: another image may need it'  # not touched
     NOT_OWNED = 'let go: the store cannot delete it'  # not touched
 
 
@@ -88,13 +92,17 @@ def configured_datadirs(conf, multistore):
     for group in groups:
         section = conf[group]
         if section.filesystem_store_datadirs:
-            # "PATH:PRIORITY" entries; the priority is optional.
-            datadirs.extend(entry.rsplit(':', 1)[0]
-                            if entry.rsplit(':', 1)[-1].isdigit() else entry
+            datadirs.extend(_datadir_path(entry)
                             for entry in section.filesystem_store_datadirs)
         elif section.filesystem_store_datadir:
             datadirs.append(section.filesystem_store_datadir)
     return datadirs
+
+
+def _datadir_path(entry):
+    # A "PATH:PRIORITY" entry, read as glance_store reads it: what comes
+    # before the last colon, stripped, is the path.
+    return entry.rsplit(':', 1)[0].strip()
 
 
 def _single_store_types(conf):
@@ -118,7 +126,7 @@ class FileDatadirs:
 
 
 def file_path(url):
-    """The path glance_store's file store acts on for a file:// URL.
+    """The path glance_store's file store acts on for a file URL.
 
     It joins the URL's host part and path (``file://images/x`` is the
     relative path ``images/x``), and so must anything that checks it.
@@ -130,25 +138,37 @@ def file_path(url):
 def data_key(url):
     """What identifies the data a URL points to, for comparing URLs.
 
-    Credentials embedded in older S3 and Swift URLs and a trailing slash
-    do not change the data a URL names, nor do ``.`` and ``..`` in a path.
+    Two URLs with the same key name the same data: the same file (``file``
+    or ``filesystem``, ``.`` and ``..`` resolved); the same S3 bucket and
+    key (glance_store reaches every S3 location through the configured
+    endpoint, whatever host and credentials the URL carries); the same
+    object elsewhere, credentials embedded in the URL aside.
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == FILE_SCHEME:
-        return (FILE_SCHEME, '', os.path.normpath(file_path(url)), '')
-    host = parts.netloc.rpartition('@')[2]
-    path = os.path.normpath(parts.path) if parts.path else ''
-    return (parts.scheme, host, path, parts.query)
+    scheme, _sep, rest = url.partition('://')
+    if scheme in FILE_SCHEMES:
+        return (FILE_TYPE, os.path.normpath(file_path(url)))
+    if scheme in S3_SCHEMES:
+        return ('s3',) + tuple(rest.rstrip('/').split('/')[-2:])
+    if '@' in rest.partition('/')[0] or scheme.startswith('swift'):
+        # user:key@ before the host; a key may hold '/' (swift, old S3).
+        rest = rest.rsplit('@', 1)[-1]
+    host, _sep, path = rest.partition('/')
+    return (scheme, host, os.path.normpath('/' + path))
 
 
-class LiveUrls:
-    """The data that live (not deleted) locations point to, by image.
+class DataUsers:
+    """Which images may still need the data a URL points to.
 
-    A pass forgets what it knew when it starts, then refreshes before each
-    claim: the first refresh reads every live location, the next ones only
-    the locations added since (their ids grow). A location made live again
-    by a restore during the pass keeps its id and is seen by the next
-    pass.
+    Users are the images with a location that is not deleted (they are
+    live) and the pending_delete images with a pending_delete location
+    (a restore can still bring them back). A pass forgets what it knew
+    when it starts, reads them all before its first claim and, before each
+    later claim, the locations added since (their ids grow); the images it
+    claims stop being users, since nothing restores a claimed image.
+
+    Kept compact, as the backlog itself is among the users: a 64-bit
+    digest of each data_key() maps to its users' ids. Two keys sharing a
+    digest would only make data look shared, and be kept.
 
     :param url_of: turns a stored location value into its URL (decrypts
         it); a value it cannot read is left out.
@@ -161,29 +181,51 @@ class LiveUrls:
 
     def forget(self):
         with self._lock:
-            self._images = {}
+            self._users = {}
             self._last_id = None
 
     def refresh(self, context):
-        rows, highest = db_api.live_locations(context,
-                                              after_id=self._last_id)
-        added = {}
+        rows, highest = db_api.data_users(context, after_id=self._last_id)
+        added = []
         for _location_id, image_id, value in rows:
-            try:
-                key = data_key(self._url_of(value))
-            except LocationError:
-                continue
-            added.setdefault(key, set()).add(image_id)
+            digest = self._digest(value)
+            if digest is not None:
+                added.append((digest, image_id))
         with self._lock:
-            for key, images in added.items():
-                self._images.setdefault(key, set()).update(images)
+            for digest, image_id in added:
+                self._users.setdefault(digest, set()).add(image_id)
             if highest is not None:
                 self._last_id = highest
 
-    def users_besides(self, url, image_id):
-        """The live images other than *image_id* using the data of *url*."""
+    def claimed(self, claims):
+        """The images of *claims* no longer need their data."""
+        gone = [(self._digest(location.url), claim.image_id)
+                for claim in claims for location in claim.locations]
         with self._lock:
-            return self._images.get(data_key(url), set()) - {image_id}
+            for digest, image_id in gone:
+                users = self._users.get(digest)
+                if users is not None:
+                    users.discard(image_id)
+                    if not users:
+                        del self._users[digest]
+
+    def users_besides(self, url, image_id):
+        """The images other than *image_id* that may need *url*'s data."""
+        digest = _digest(data_key(url))
+        with self._lock:
+            return self._users.get(digest, set()) - {image_id}
+
+    def _digest(self, value):
+        try:
+            return _digest(data_key(self._url_of(value)))
+        except LocationError:
+            return None
+
+
+def _digest(key):
+    packed = '\0'.join(key).encode('utf-8', 'surrogateescape')
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(),
+                          'big')
 
 
 # --- deleting ---------------------------------------------------------------
@@ -233,7 +275,7 @@ class StoreDeleter:
         self._datadirs = datadirs or FileDatadirs([])
         self._s3_stores = s3_stores
         self._library_errors = _store_library_errors()
-        self.live_urls = LiveUrls(self.url_of)
+        self.data_users = DataUsers(self.url_of)
 
     def url_of(self, value):
         """The URL a stored location value holds (decrypted if need be)."""
@@ -257,7 +299,7 @@ class StoreDeleter:
         url = self.url_of(location.url)
         backend = self._backend_of(location) if self._multistore else None
         self._check_owned(url)
-        if self.live_urls.users_besides(url, image_id):
+        if self.data_users.users_besides(url, image_id):
             return Deletion.SHARED
         try:
             self._delete_url(url, backend)
@@ -308,7 +350,7 @@ class StoreDeleter:
 
     def _check_owned(self, url):
         scheme = url.partition(':')[0]
-        if scheme != FILE_SCHEME:
+        if scheme not in FILE_SCHEMES:
             return
         path = file_path(url)
         if not self._datadirs.contains(path):

@@ -433,6 +433,8 @@ def record_scrubs(context, records):
                       recorded[record.image_id].held]
         for chunk in _chunks(given_back):
             _give_back(session, chunk, now)
+        for image_id in given_back:
+            recorded[image_id] = Recorded(PENDING_DELETE, held=True)
         return recorded
 
 
@@ -482,23 +484,29 @@ def _give_back(session, image_ids, now):
         .execution_options(synchronize_session=False))
 
 
-# --- the URLs live locations use --------------------------------------------
+# --- the images that may need some data -------------------------------------
 
 
 @retry_on_db_error
-def live_locations(context, after_id=None):
-    """The locations that are not deleted, and the highest location id.
+def data_users(context, after_id=None):
+    """Locations whose image may still need their data, and the highest id.
 
-    Read on the primary: whether another image still needs some data
-    decides whether it is deleted. *after_id* (the highest id of an
-    earlier call) reads only the locations added since: new rows get
+    Those are the locations that are not deleted (their image is live) and
+    the pending_delete locations of pending_delete images (a restore can
+    bring them back). Read on the primary: whether another image may need
+    some data decides whether it is deleted. *after_id* (the highest id
+    of an earlier call) reads only the locations added since: new rows get
     higher ids.
 
     :returns: ([(id, image id, value)], highest id in the table or None).
     """
     location = models.ImageLocation
+    image = models.Image
     query = (sa.select(location.id, location.image_id, location.value)
-             .where(location.deleted == sql.false())
+             .join(image, image.id == location.image_id)
+             .where(sa.or_(location.deleted == sql.false(),
+                           sa.and_(location.status == PENDING_DELETE,
+                                   image.status == PENDING_DELETE)))
              .order_by(location.id))
     if after_id is not None:
         query = query.where(location.id > after_id)
@@ -549,7 +557,7 @@ def find_restorable(context, image_id):
     image = models.Image
     with _writer(context) as session:
         row = session.execute(
-            sa.select(image.status, image.deleted_at)
+            sa.select(image.status, image.deleted, image.deleted_at)
             .where(image.id == image_id)).one_or_none()
         if row is None:
             raise exception.NotFound(image_id=image_id)
@@ -559,6 +567,11 @@ def find_restorable(context, image_id):
                                  image_id=image_id, status=row.status)
     if row.status != PENDING_DELETE:
         raise exception.Conflict(image_id=image_id, status=row.status)
+    if not row.deleted or row.deleted_at is None:
+        raise exception.Conflict(
+            _('Image %s is pending_delete but not deleted: its rows are '
+              'not as glance-api leaves them; not restored.') % image_id,
+            image_id=image_id, status=row.status)
     if not locations:
         raise exception.Conflict(_no_data_message(image_id),
                                  image_id=image_id, status=row.status)
@@ -636,6 +649,11 @@ def _changed_meanwhile(session, image_id):
     if status == DELETED:
         return exception.Conflict(_being_scrubbed_message(image_id),
                                   image_id=image_id, status=status)
+    if status == PENDING_DELETE:
+        return exception.Conflict(
+            _('Image %s changed while it was being restored (it was '
+              'deleted again); nothing was restored, try again.') % image_id,
+            image_id=image_id, status=status)
     return exception.Conflict(image_id=image_id, status=status)
 
 
