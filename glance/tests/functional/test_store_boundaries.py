@@ -155,7 +155,7 @@ def test_data_another_live_image_uses_is_kept(encrypted, database, config,
         database.engine, deleted.id)] == ['deleted', 'deleted']
     warnings = [line for line in run.output.splitlines()
                 if ' WARNING ' in line and deleted.id in line]
-    assert any('another live image' in line for line in warnings), \
+    assert any('another image' in line for line in warnings), \
         run.describe()
 
 
