@@ -413,10 +413,13 @@ class Scrubber:
     :param report_interval: seconds between progress lines in a pass.
     """
 
-    # Images claimed and not yet finished, per worker: enough to keep every
-    # worker busy while the pass collects finished ones and claims the next
-    # batch (a batch is claimed once a worker's share of room is free).
-    IN_FLIGHT_PER_WORKER = 2
+    # A claim is a transaction: one per image would cost the file store
+    # more than its deletes. Claimed images cannot be restored and a stop
+    # waits for them, so a pass claims about CLAIM_AHEAD seconds of work at
+    # a time, at its pace so far: at least one image per worker, at most
+    # MAX_CLAIM.
+    CLAIM_AHEAD = 1.0
+    MAX_CLAIM = 100
 
     def __init__(self, context, worker, deleter, executors, pool_size,
                  scrub_time, lock_path, claim_timeout=3600,
@@ -426,8 +429,8 @@ class Scrubber:
         self._deleter = deleter
         self._executors = executors
         self.pool_size = pool_size
-        self.max_in_flight = pool_size * self.IN_FLIGHT_PER_WORKER
-        self._page_size = page_size or max(100, self.max_in_flight)
+        self.max_in_flight = pool_size + self.MAX_CLAIM
+        self._page_size = page_size or self.max_in_flight
         self._scrub_time = scrub_time
         self._claim_timeout = claim_timeout
         self._not_found_ratio = not_found_ratio
@@ -479,11 +482,14 @@ class Scrubber:
         try:
             candidates = iter(queue)
             while not self._stop_taking(guard):
-                if self.max_in_flight - len(in_flight) < self.pool_size:
+                size = self._claim_size(progress)
+                # Images claimed beyond those the workers are on.
+                waiting = len(in_flight) - self.pool_size
+                if waiting > size // 2:
                     self._collect(in_flight, recorder, progress)
                     continue
-                batch = list(itertools.islice(
-                    candidates, self.max_in_flight - len(in_flight)))
+                batch = list(itertools.islice(candidates,
+                                              size - max(waiting, 0)))
                 if not batch:
                     break
                 for claim in self._claim(queue, batch, summary):
@@ -503,6 +509,11 @@ class Scrubber:
         if summary.aborted:
             LOG.error('Scrub pass stopped early: %s', summary.aborted)
         return summary
+
+    def _claim_size(self, progress):
+        pace = progress.images_per_second()
+        return max(self.pool_size,
+                   min(self.MAX_CLAIM, int(pace * self.CLAIM_AHEAD)))
 
     def _stop_taking(self, guard):
         if self.stopping:
@@ -543,6 +554,7 @@ class Scrubber:
         for future in done:
             in_flight.discard(future)
             recorder.add(future.result())
+        progress.finished += len(done)
         recorder.flush_if_due()
         progress.maybe_report(recorder.summary, len(in_flight))
 
@@ -655,12 +667,20 @@ def _log_outcome(outcome):
 
 
 class _Progress:
-    """Logs a progress line every *interval* seconds during a pass."""
+    """Logs a progress line every *interval* seconds during a pass.
+
+    It also counts the images the workers finished, for the pass's pace.
+    """
 
     def __init__(self, interval, started):
         self._interval = interval
         self._started = started
         self._next = started + interval
+        self.finished = 0
+
+    def images_per_second(self):
+        elapsed = time.monotonic() - self._started
+        return self.finished / elapsed if elapsed > 0 else 0.0
 
     def due_in(self):
         return max(0.0, self._next - time.monotonic())

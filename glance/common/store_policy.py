@@ -29,9 +29,11 @@ into a Deletion or an exception of this module.
 """
 
 import enum
+import functools
 import hashlib
 import os
 import threading
+import time
 import urllib.parse
 
 import glance_store
@@ -114,12 +116,24 @@ class FileDatadirs:
 
     def __init__(self, datadirs):
         self._roots = [os.path.realpath(path) for path in datadirs]
+        self._real_folder = functools.lru_cache(maxsize=1024)(
+            os.path.realpath)
 
     def contains(self, path):
         """Whether *path*, resolved (symlinks, ``..``), is in a datadir."""
-        real = os.path.realpath(path)
-        return any(os.path.commonpath([real, root]) == root
+        real = self._realpath(path)
+        # Both sides are resolved and normalised: a prefix test is exact.
+        return any(real == root or real.startswith(root.rstrip(os.sep) +
+                                                   os.sep)
                    for root in self._roots)
+
+    def _realpath(self, path):
+        # The images of a store share a few folders: resolve each folder
+        # once, and the file's own name only when it is a link.
+        folder, name = os.path.split(path)
+        if name in ('', '.', '..') or os.path.islink(path):
+            return os.path.realpath(path)
+        return os.path.join(self._real_folder(folder), name)
 
 
 # --- live locations ---------------------------------------------------------
@@ -162,9 +176,10 @@ class DataUsers:
     Users are the images with a location that is not deleted (they are
     live) and the pending_delete images with a pending_delete location
     (a restore can still bring them back). A pass forgets what it knew
-    when it starts, reads them all before its first claim and, before each
-    later claim, the locations added since (their ids grow); the images it
-    claims stop being users, since nothing restores a claimed image.
+    when it starts, reads them all before its first claim and, before
+    later claims, the locations added since (their ids grow), at most once
+    a second; the images it claims stop being users, since nothing
+    restores a claimed image.
 
     Kept compact, as the backlog itself is among the users: a 64-bit
     digest of each data_key() maps to its users' ids. Two keys sharing a
@@ -174,17 +189,31 @@ class DataUsers:
         it); a value it cannot read is left out.
     """
 
+    REFRESH_INTERVAL = 1.0
+
     def __init__(self, url_of):
         self._url_of = url_of
         self._lock = threading.Lock()
+        self._refreshed = None
         self.forget()
 
     def forget(self):
         with self._lock:
             self._users = {}
+            self._claimed = {}
             self._last_id = None
 
     def refresh(self, context):
+        """Read the locations added since the last refresh.
+
+        At most once every REFRESH_INTERVAL seconds after the first of a
+        pass: a claim costs a transaction, and this would be another one.
+        """
+        now = time.monotonic()
+        if self._last_id is not None and \
+                now - self._refreshed < self.REFRESH_INTERVAL:
+            return
+        self._refreshed = now
         rows, highest = db_api.data_users(context, after_id=self._last_id)
         added = []
         for _location_id, image_id, value in rows:
@@ -199,19 +228,27 @@ class DataUsers:
 
     def claimed(self, claims):
         """The images of *claims* no longer need their data."""
-        gone = [(self._digest(location.url), claim.image_id)
+        gone = [(location.id, self._digest(location.url), claim.image_id)
                 for claim in claims for location in claim.locations]
         with self._lock:
-            for digest, image_id in gone:
+            for location_id, digest, image_id in gone:
+                # Kept for users_besides(), which comes next.
+                self._claimed[location_id] = digest
                 users = self._users.get(digest)
                 if users is not None:
                     users.discard(image_id)
                     if not users:
                         del self._users[digest]
 
-    def users_besides(self, url, image_id):
-        """The images other than *image_id* that may need *url*'s data."""
-        digest = _digest(data_key(url))
+    def users_besides(self, location, image_id):
+        """Other images than *image_id* that may need *location*'s data.
+
+        :param location: a PendingLocation of *image_id*, claimed.
+        """
+        with self._lock:
+            digest = self._claimed.pop(location.id, None)
+        if digest is None:
+            digest = self._digest(location.url)
         with self._lock:
             return self._users.get(digest, set()) - {image_id}
 
@@ -299,7 +336,7 @@ class StoreDeleter:
         url = self.url_of(location.url)
         backend = self._backend_of(location) if self._multistore else None
         self._check_owned(url)
-        if self.data_users.users_besides(url, image_id):
+        if self.data_users.users_besides(location, image_id):
             return Deletion.SHARED
         try:
             self._delete_url(url, backend)

@@ -338,24 +338,37 @@ def claim_images(context, candidates, deleted_before, claimed_before):
         sa.and_(image.status == DELETED,
                 image.updated_at <= claimed_before,
                 _has_pending_location()))
+    condition = sa.and_(image.id.in_(sorted(retaken)),
+                        image.deleted == sql.true(), claimable)
     with _writer(context) as session:
-        sizes = dict(session.execute(
-            sa.select(image.id, image.size)
-            .where(image.id.in_(sorted(retaken)),
-                   image.deleted == sql.true(), claimable)
-            .order_by(image.id)
-            .with_for_update()).all())
+        sizes = _take_images(session, condition, token)
         if not sizes:
             return []
-        session.execute(
-            sa.update(image)
-            .where(image.id.in_(sorted(sizes)))
-            .values(status=DELETED, updated_at=token)
-            .execution_options(synchronize_session=False))
         locations = _pending_locations(session, sorted(sizes))
     return [Claim(image_id, size or 0, token,
                   tuple(locations.get(image_id, ())), retaken[image_id])
             for image_id, size in sorted(sizes.items())]
+
+
+def _take_images(session, condition, token):
+    """Claim the images that meet *condition*: {image id: size}.
+
+    Where the database can say which rows an UPDATE changed (PostgreSQL,
+    SQLite), one statement does it; elsewhere (MySQL, MariaDB) the rows
+    are locked and read first, so that exactly those are updated.
+    """
+    image = models.Image
+    claim = (sa.update(image).values(status=DELETED, updated_at=token)
+             .execution_options(synchronize_session=False))
+    if session.bind.dialect.update_returning:
+        return dict(session.execute(
+            claim.where(condition).returning(image.id, image.size)).all())
+    sizes = dict(session.execute(
+        sa.select(image.id, image.size).where(condition)
+        .order_by(image.id).with_for_update()).all())
+    if sizes:
+        session.execute(claim.where(image.id.in_(sorted(sizes))))
+    return sizes
 
 
 def _pending_locations(session, image_ids):
@@ -502,17 +515,23 @@ def data_users(context, after_id=None):
     """
     location = models.ImageLocation
     image = models.Image
+    restorable = (sa.select(image.id)
+                  .where(image.id == location.image_id,
+                         image.status == PENDING_DELETE)
+                  .exists())
     query = (sa.select(location.id, location.image_id, location.value)
-             .join(image, image.id == location.image_id)
              .where(sa.or_(location.deleted == sql.false(),
                            sa.and_(location.status == PENDING_DELETE,
-                                   image.status == PENDING_DELETE)))
+                                   restorable)))
              .order_by(location.id))
-    if after_id is not None:
-        query = query.where(location.id > after_id)
     with _writer(context) as session:
         highest = session.execute(
             sa.select(sa.func.max(location.id))).scalar()
+        if after_id is not None:
+            if highest is None or highest <= after_id:
+                return [], highest
+            # The new rows only, found by the primary key: no join.
+            query = query.where(location.id > after_id)
         return session.execute(query).all(), highest
 
 

@@ -107,7 +107,7 @@ def test_a_pass_whose_deletes_find_nothing_stops(database, config,
     deleted and exits 1 with one line; the images stay pending_delete.
     """
     config.set('DEFAULT', scrub_pool_size=2)
-    images = images_whose_data_is_elsewhere(file_store, 40)
+    images = images_whose_data_is_elsewhere(file_store, 300)
     seed.insert(database.engine, images)
 
     run = fixtures.run_scrubber(config)
