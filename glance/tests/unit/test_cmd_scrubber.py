@@ -49,6 +49,8 @@ class TestSettings(testtools.TestCase):
         self.assertEqual(1, settings['pool_size'])
         self.assertEqual(0, settings['scrub_time'])
         self.assertEqual(300, settings['wakeup_time'])
+        self.assertEqual(3600, settings['claim_timeout'])
+        self.assertEqual(0.5, settings['not_found_ratio'])
         self.assertFalse(settings['daemon'])
         self.assertTrue(os.path.isdir(self.lock_path))
 
@@ -60,6 +62,27 @@ class TestSettings(testtools.TestCase):
             self.assertIn('scrub_pool_size', str(error))
             self.conf.reset()
             self.conf.clear()
+
+    def test_claim_timeout_is_read_and_bounded(self):
+        self.assertEqual(7200, self.settings(
+            'scrub_claim_timeout = 7200')['claim_timeout'])
+        self.conf.reset()
+        self.conf.clear()
+
+        error = self.assertRaises(exception.InvalidConfiguration,
+                                  self.settings, 'scrub_claim_timeout = 59')
+        self.assertIn('scrub_claim_timeout', str(error))
+
+    def test_not_found_ratio_is_a_share_between_zero_and_one(self):
+        self.assertEqual(0.25, self.settings(
+            'scrub_not_found_ratio = 0.25')['not_found_ratio'])
+        for value in ('-0.1', '1.5', 'half'):
+            self.conf.reset()
+            self.conf.clear()
+            error = self.assertRaises(
+                exception.InvalidConfiguration, self.settings,
+                'scrub_not_found_ratio = %s' % value)
+            self.assertIn('scrub_not_found_ratio', str(error))
 
     def test_restore_cannot_be_combined_with_daemon(self):
         error = self.assertRaises(exception.InvalidConfiguration,
@@ -108,23 +131,3 @@ class TestStoreTypes(testtools.TestCase):
             self.conf_with(backends={'fast': 'file', 'odd': 'floppy'}))
         self.assertIn('enabled_backends names unknown store types: '
                       'odd:floppy', str(error))
-
-
-class TestDatabasePool(testtools.TestCase):
-
-    def conf_with(self, size, overflow):
-        conf = cfg.ConfigOpts()
-        cmd.register_opts(conf)
-        conf([], project='glance')
-        conf.set_override('max_pool_size', size, group='database')
-        conf.set_override('max_overflow', overflow, group='database')
-        return conf
-
-    def test_enough_connections_are_left_alone(self):
-        self.assertEqual({}, cmd._database_pool_options(
-            self.conf_with(20, 50), pool_size=16))
-
-    def test_pool_is_raised_to_keep_a_connection_per_worker(self):
-        # Not the overflow: overflow connections are closed on release.
-        self.assertEqual({'max_pool_size': 66}, cmd._database_pool_options(
-            self.conf_with(5, 50), pool_size=64))

@@ -31,7 +31,9 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import testtools
 
+from glance.common import exception
 from glance.common import s3_stores
+from glance.common import store_checks
 from glance import context
 
 ACCESS, SECRET = 'scrubber-access', 'scrubber-secret'
@@ -178,6 +180,21 @@ class TestSharedS3Stores(MotoS3):
 
         self.assertRaises(store_exceptions.NotFound, self.stores.delete,
                           url, None, self.context)
+
+    def test_missing_buckets_is_empty_when_the_bucket_exists(self):
+        self.assertEqual([], self.stores.missing_buckets())
+
+    def test_a_configured_bucket_that_does_not_exist_is_named(self):
+        cfg.CONF.set_override('s3_store_bucket', 'no-such-bucket',
+                              group='glance_store')
+        stores = s3_stores.SharedS3Stores()
+
+        self.assertEqual(['S3 bucket no-such-bucket does not exist'],
+                         stores.missing_buckets())
+        error = self.assertRaises(exception.InvalidConfiguration,
+                                  store_checks.check_stores, cfg.CONF,
+                                  False, stores)
+        self.assertIn('no-such-bucket', str(error))
 
     def test_handles_s3_urls_only(self):
         self.assertTrue(self.stores.handles('s3://a:b@host/bucket/key', None))

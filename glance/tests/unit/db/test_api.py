@@ -12,15 +12,20 @@
 
 """glance.db.sqlalchemy.api against real SQLite, MariaDB and PostgreSQL.
 
-Rows are written as glance-api leaves them (glance.tests.seed) and read
-back with plain SQL, so every assertion is on what the database holds.
+Rows are written as glance-api leaves them (glance.tests.seed and
+glance.tests.unit.children) and read back with plain SQL, so every
+assertion is on what the database holds.
 
 One database per backend serves this module (creating one per test would
 dominate the run time); each test starts from empty tables and a freshly
-configured API.
+configured API. The tests of ``[database] slave_connection`` use a second
+database of the same backend as a stale replica.
 """
 
 import datetime
+import logging
+import re
+import sys
 import threading
 import time
 
@@ -34,13 +39,23 @@ from glance.db.sqlalchemy import api
 from glance.db.sqlalchemy import models
 from glance.tests import databases
 from glance.tests import seed
+from glance.tests.unit import children
 from glance.tests.unit.db import set_up_database
 
 IMAGES = models.Image.__table__
 LOCATIONS = models.ImageLocation.__table__
 SCRUB_TIME = datetime.timedelta(seconds=60)
+CLAIM_TIMEOUT = datetime.timedelta(seconds=60)
 TRANSACTION_CONTROL = ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT',
                        'RELEASE')
+BEING_SCRUBBED = 'is being scrubbed'
+
+
+def _clear(engine):
+    with engine.begin() as connection:
+        children.clear(connection)
+        connection.execute(LOCATIONS.delete())
+        connection.execute(IMAGES.delete())
 
 
 @pytest.fixture(scope='module', params=databases.BACKENDS)
@@ -52,12 +67,26 @@ def database(request):
 
 @pytest.fixture
 def db(database):
-    with database.engine.begin() as connection:
-        connection.execute(LOCATIONS.delete())
-        connection.execute(IMAGES.delete())
+    _clear(database.engine)
     api.configure(connection=database.url, max_retries=1, retry_interval=0)
     yield database
     api.reset()
+
+
+@pytest.fixture(scope='module')
+def replica_database(database):
+    replica = set_up_database(database.backend)
+    yield replica
+    replica.cleanUp()
+
+
+@pytest.fixture
+def replica(db, replica_database):
+    """A stale copy, configured as ``[database] slave_connection``."""
+    _clear(replica_database.engine)
+    api.configure(connection=db.url, slave_connection=replica_database.url,
+                  max_retries=1, retry_interval=0)
+    return replica_database
 
 
 @pytest.fixture
@@ -70,6 +99,11 @@ def cutoff():
     return timeutils.utcnow() - SCRUB_TIME
 
 
+def claimed_before():
+    """claimed_before as a pass computes it, with a 60 s claim timeout."""
+    return timeutils.utcnow() - CLAIM_TIMEOUT
+
+
 def pending(*urls, store=None):
     return [seed.Location(url, store=store) for url in urls]
 
@@ -78,6 +112,16 @@ def update_image(engine, image_id, **values):
     with engine.begin() as connection:
         connection.execute(IMAGES.update()
                            .where(IMAGES.c.id == image_id).values(**values))
+
+
+def image_row(engine, image_id):
+    """(status, deleted, deleted_at, updated_at) of an image."""
+    with engine.connect() as connection:
+        status, deleted, deleted_at, updated_at = connection.execute(
+            sa.select(IMAGES.c.status, IMAGES.c.deleted,
+                      IMAGES.c.deleted_at, IMAGES.c.updated_at)
+            .where(IMAGES.c.id == image_id)).one()
+    return status, bool(deleted), deleted_at, updated_at
 
 
 def location_ids(engine, image_id):
@@ -99,25 +143,47 @@ def location_rows(engine, image_id):
 
 
 def snapshot(engine):
-    """Every row of both tables, to prove that a refusal changed nothing."""
+    """Every row of every table, to prove that a refusal changed nothing."""
+    tables = (IMAGES, LOCATIONS) + children.TABLES
     with engine.connect() as connection:
-        return (
-            [tuple(row) for row in connection.execute(
-                sa.select(IMAGES).order_by(IMAGES.c.id))],
-            [tuple(row) for row in connection.execute(
-                sa.select(LOCATIONS).order_by(LOCATIONS.c.id))])
+        return [[tuple(row) for row in connection.execute(
+            sa.select(table).order_by(*table.primary_key.columns))]
+            for table in tables]
 
 
-def record_one(context, image_id, deleted_location_ids, image_done):
-    """record_scrubs() for one image: True when it was marked deleted."""
-    record = api.ScrubRecord(image_id, tuple(deleted_location_ids),
-                             image_done)
-    return image_id in api.record_scrubs(context, [record])
+def candidates(*images, retaken=False):
+    return [api.Candidate(image.id, retaken) for image in images]
+
+
+def claim(context, *images):
+    """claim_images() of *images* as fresh candidates, with the defaults."""
+    return api.claim_images(context, candidates(*images), cutoff(),
+                            claimed_before())
+
+
+def claimed_ids(claims):
+    return [one.image_id for one in claims]
+
+
+def record(context, the_claim, deleted_location_ids=(), finished=True):
+    """record_scrubs() of one claim: its Recorded."""
+    recorded = api.record_scrubs(context, [api.ScrubRecord(
+        the_claim.image_id, the_claim.token, tuple(deleted_location_ids),
+        finished)])
+    assert list(recorded) == [the_claim.image_id]
+    return recorded[the_claim.image_id]
 
 
 def listed_ids(context, **kwargs):
-    return [image.id for image in
+    return [candidate.id for candidate in
             api.list_pending_delete_images(context, cutoff(), **kwargs)]
+
+
+def restore_all(context, image_id):
+    """Restore an image with every pending_delete location present."""
+    candidate = api.find_restorable(context, image_id)
+    return api.restore_image(context, candidate, [
+        location.id for location in candidate.locations])
 
 
 class StatementCounter:
@@ -165,6 +231,14 @@ def test_lists_only_eligible_images(db, context):
     assert listed_ids(context) == sorted(image.id for image in eligible)
 
 
+def test_lists_candidates_by_id_only_none_of_them_retaken(db, context):
+    image = seed.Image(pending('file:///1', 'file:///2'))
+    seed.insert(db.engine, [image])
+
+    assert api.list_pending_delete_images(context, cutoff()) == [
+        api.Candidate(image.id, retaken=False)]
+
+
 def test_image_deleted_exactly_at_cutoff_is_eligible(db, context):
     image = seed.Image(pending('file:///edge'))
     seed.insert(db.engine, [image])
@@ -174,30 +248,6 @@ def test_image_deleted_exactly_at_cutoff_is_eligible(db, context):
     listed = api.list_pending_delete_images(context, edge)
 
     assert [found.id for found in listed] == [image.id]
-
-
-def test_lists_only_pending_locations_in_id_order(db, context):
-    image = seed.Image([
-        seed.Location('file:///z-first'),
-        seed.Location('file:///gone', status='deleted'),
-        seed.Location('file:///live', status='active'),
-        seed.Location('file:///a-last', store='cheap'),
-    ], size=4096)
-    other = seed.Image(pending('file:///other'))
-    seed.insert(db.engine, [image, other])
-    ids = location_ids(db.engine, image.id)
-
-    listed = {found.id: found for found in
-              api.list_pending_delete_images(context, cutoff())}
-
-    locations = listed[image.id].locations
-    assert [loc.url for loc in locations] == ['file:///z-first',
-                                              'file:///a-last']
-    assert [loc.id for loc in locations] == [ids[0], ids[3]]
-    assert [loc.store_name() for loc in locations] == [None, 'cheap']
-    assert listed[image.id].size == 4096
-    assert [loc.url for loc in listed[other.id].locations] == [
-        'file:///other']
 
 
 def test_every_visibility_is_eligible(db, context):
@@ -210,17 +260,23 @@ def test_every_visibility_is_eligible(db, context):
     assert listed_ids(context) == sorted(image.id for image in images)
 
 
-def test_stranded_image_is_listed_without_locations(db, context):
-    # An earlier pass deleted every location but not the image row.
+def test_image_with_no_pending_location_left_is_still_listed(db, context):
+    # An earlier pass deleted every location but not the image row: it is
+    # proposed, so that a claim finishes it rather than stranding it.
     stranded = seed.Image([seed.Location('file:///s1', status='deleted'),
                            seed.Location('file:///s2', status='deleted')])
     bare = seed.Image([])
     seed.insert(db.engine, [stranded, bare])
 
-    listed = api.list_pending_delete_images(context, cutoff())
+    assert listed_ids(context) == sorted([stranded.id, bare.id])
 
-    assert sorted((image.id, image.locations) for image in listed) == sorted(
-        [(stranded.id, ()), (bare.id, ())])
+
+def test_claimed_image_is_no_longer_listed(db, context):
+    claimed, waiting = seed.insert(db.engine, [
+        seed.Image(pending('file:///c')), seed.Image(pending('file:///w'))])
+    claim(context, claimed)
+
+    assert listed_ids(context) == [waiting.id]
 
 
 def test_pages_return_every_image_once_in_one_query_each(db, context):
@@ -245,290 +301,820 @@ def test_pages_return_every_image_once_in_one_query_each(db, context):
 
     assert [image.id for image in seen] == sorted(i.id for i in eligible)
     assert pages == 4
-    # Two locations per image: the limit counts images, not joined rows.
-    assert all(len(image.locations) == 2 for image in seen)
 
 
-def test_one_query_per_call_for_a_full_page(db, context):
-    seed.insert(db.engine, [seed.Image(pending('file:///%d' % i))
-                            for i in range(5)])
+# list_abandoned_claims
+
+def test_lists_only_claims_older_than_claimed_before_with_data_left(
+        db, context):
+    # A claim a stopped pass left: deleted, a location still pending, and
+    # stamped (updated_at) an hour ago by seed.
+    abandoned = seed.Image([seed.Location('file:///a-done', status='deleted'),
+                            seed.Location('file:///a-left')],
+                           status='deleted')
+    # Each decoy differs from it in exactly one respect.
+    recent = seed.Image(pending('file:///recent'), status='deleted')
+    finished = seed.Image([seed.Location('file:///f', status='deleted')],
+                          status='deleted')
+    eligible = seed.Image(pending('file:///eligible'))
+    not_deleted = seed.Image(pending('file:///kept'), status='deleted')
+    seed.insert(db.engine, [abandoned, recent, finished, eligible,
+                            not_deleted])
+    update_image(db.engine, recent.id, updated_at=timeutils.utcnow())
+    update_image(db.engine, not_deleted.id, deleted=False)
+
+    listed = api.list_abandoned_claims(context, claimed_before())
+
+    assert listed == [api.Candidate(abandoned.id, retaken=True)]
+
+
+def test_abandoned_claim_stamped_exactly_at_claimed_before_is_listed(
+        db, context):
+    image = seed.Image(pending('file:///edge'), status='deleted')
+    seed.insert(db.engine, [image])
+    stamp = api.claim_token() - CLAIM_TIMEOUT
+    update_image(db.engine, image.id, updated_at=stamp)
+
+    assert [found.id for found in api.list_abandoned_claims(
+        context, stamp)] == [image.id]
+    assert api.list_abandoned_claims(
+        context, stamp - datetime.timedelta(seconds=1)) == []
+
+
+def test_abandoned_claims_page_by_image_id(db, context):
+    images = seed.insert(db.engine, [
+        seed.Image(pending('file:///%d' % i), status='deleted')
+        for i in range(7)])
+    marker, seen = None, []
+    while True:
+        page = api.list_abandoned_claims(context, claimed_before(),
+                                         marker=marker, limit=3)
+        seen += page
+        if len(page) < 3:
+            break
+        marker = page[-1].id
+
+    assert [found.id for found in seen] == sorted(i.id for i in images)
+
+
+# claim_images
+
+def test_claim_takes_the_images_still_eligible_and_no_other(db, context):
+    eligible = [seed.Image(pending('file:///e%d' % i)) for i in range(2)]
+    active = seed.Image(pending('file:///active'), status='active')
+    finished = seed.Image([seed.Location('file:///done', status='deleted')],
+                          status='deleted')
+    not_deleted = seed.Image(pending('file:///kept'))
+    too_young = seed.Image(pending('file:///young'), deleted_seconds_ago=5)
+    claimed_recently = seed.Image(pending('file:///claimed'),
+                                  status='deleted')
+    decoys = [active, finished, not_deleted, too_young, claimed_recently]
+    seed.insert(db.engine, eligible + decoys)
+    update_image(db.engine, not_deleted.id, deleted=False)
+    update_image(db.engine, claimed_recently.id,
+                 updated_at=api.claim_token())
+    before = {image.id: image_row(db.engine, image.id) for image in decoys}
+    deleted_at = {image.id: image_row(db.engine, image.id)[2]
+                  for image in eligible}
+
+    claims = claim(context, *decoys, *eligible)
+
+    assert claimed_ids(claims) == sorted(image.id for image in eligible)
+    for one in claims:
+        assert one.token.microsecond == 0
+        assert one.retaken is False
+        # Moved to deleted and stamped; still soft-deleted at the same time.
+        assert image_row(db.engine, one.image_id) == (
+            'deleted', True, deleted_at[one.image_id], one.token)
+    assert {image.id: image_row(db.engine, image.id)
+            for image in decoys} == before
+
+
+def test_claim_reads_the_pending_locations_in_id_order(db, context):
+    image = seed.Image([
+        seed.Location('file:///z-first'),
+        seed.Location('file:///gone', status='deleted'),
+        seed.Location('file:///live', status='active'),
+        seed.Location('file:///a-last', store='cheap'),
+    ], size=4096)
+    sizeless = seed.Image(pending('file:///sizeless'))
+    seed.insert(db.engine, [image, sizeless])
+    update_image(db.engine, sizeless.id, size=None)
+    ids = location_ids(db.engine, image.id)
+
+    claims = {one.image_id: one for one in claim(context, image, sizeless)}
+
+    locations = claims[image.id].locations
+    assert [loc.url for loc in locations] == ['file:///z-first',
+                                              'file:///a-last']
+    assert [loc.id for loc in locations] == [ids[0], ids[3]]
+    assert [loc.store_name() for loc in locations] == [None, 'cheap']
+    assert claims[image.id].size == 4096
+    assert claims[sizeless.id].size == 0
+    assert [loc.url for loc in claims[sizeless.id].locations] == [
+        'file:///sizeless']
+
+
+def test_image_with_no_pending_location_left_is_claimed_to_be_finished(
+        db, context):
+    stranded = seed.Image([seed.Location('file:///s', status='deleted')])
+    seed.insert(db.engine, [stranded])
+
+    claims = claim(context, stranded)
+
+    assert [(one.image_id, one.locations) for one in claims] == [
+        (stranded.id, ())]
+
+
+def test_a_second_claim_of_the_same_image_gets_nothing(db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+
+    first = claim(context, image)
+    second = claim(context, image)
+
+    assert claimed_ids(first) == [image.id]
+    assert second == []
+    assert image_row(db.engine, image.id)[3] == first[0].token
+
+
+def test_no_candidates_claim_nothing_without_a_query(db, context):
+    seed.insert(db.engine, [seed.Image(pending('file:///1'))])
 
     with StatementCounter(api.get_engine()) as counter:
-        api.list_pending_delete_images(context, cutoff(), limit=100)
-        statements = counter.take()
-
-    assert len(statements) == 1, statements
-
-
-# StatusReader
-
-@pytest.fixture
-def reader(db):
-    reader = api.StatusReader()
-    yield reader
-    reader.release()
+        assert api.claim_images(context, [], cutoff(),
+                                claimed_before()) == []
+        assert counter.take() == []
 
 
-@pytest.fixture
-def image_id(db):
-    image = seed.Image(pending('file:///x'))
+def test_abandoned_claim_is_retaken_only_once_older_than_claimed_before(
+        db, context):
+    image = seed.Image([seed.Location('file:///done', status='deleted'),
+                        seed.Location('file:///left')], status='deleted')
     seed.insert(db.engine, [image])
-    return image.id
+    stamp = api.claim_token() - datetime.timedelta(minutes=10)
+    update_image(db.engine, image.id, updated_at=stamp)
+    retaken = api.Candidate(image.id, retaken=True)
+
+    too_soon = api.claim_images(context, [retaken], cutoff(),
+                                stamp - datetime.timedelta(seconds=1))
+    claims = api.claim_images(context, [retaken], cutoff(), stamp)
+
+    assert too_soon == []
+    assert [(one.image_id, one.retaken, [loc.url for loc in one.locations])
+            for one in claims] == [(image.id, True, ['file:///left'])]
+    assert claims[0].token != stamp
+    assert image_row(db.engine, image.id)[:2] == ('deleted', True)
+    assert image_row(db.engine, image.id)[3] == claims[0].token
 
 
-class PoolEvents:
-    """Records checkouts, checkins and resets of the API's engine pool."""
+def test_a_finished_image_is_never_retaken(db, context):
+    finished = seed.Image([seed.Location('file:///done', status='deleted')],
+                          status='deleted')
+    seed.insert(db.engine, [finished])
+    before = snapshot(db.engine)
 
-    NAMES = ('checkout', 'checkin', 'reset')
-
-    def __init__(self):
-        self.pool = api.get_engine().pool
-        self.events = []
-        self._listeners = [
-            (name, lambda *args, name=name: self.events.append(name))
-            for name in self.NAMES]
-
-    def __enter__(self):
-        for name, listener in self._listeners:
-            sa.event.listen(self.pool, name, listener)
-        return self
-
-    def __exit__(self, *exc_info):
-        for name, listener in self._listeners:
-            sa.event.remove(self.pool, name, listener)
+    assert api.claim_images(context, candidates(finished, retaken=True),
+                            cutoff(), claimed_before()) == []
+    assert snapshot(db.engine) == before
 
 
-def test_status_reader_reads_the_current_status(db, reader, image_id):
-    assert reader.status(image_id) == 'pending_delete'
-    update_image(db.engine, image_id, status='active')
-    assert reader.status(image_id) == 'active'
-    assert reader.status('no-such-image') is None
+def test_an_image_restored_before_its_claim_is_not_claimed(db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    restore_all(context, image.id)
+
+    assert claim(context, image) == []
+    assert image_row(db.engine, image.id)[:3] == ('active', False, None)
+    assert location_rows(db.engine, image.id) == [('active', False, False)]
 
 
-def test_status_reader_keeps_one_connection_until_released(reader,
-                                                           image_id):
-    with PoolEvents() as pool:
-        for _read in range(3):
-            reader.status(image_id)
-        assert pool.events == ['checkout']
-        reader.release()
-        assert pool.events.count('checkin') == 1
+def test_an_image_claimed_can_no_longer_be_restored(db, context):
+    image = seed.Image(pending('file:///1', 'file:///2'))
+    seed.insert(db.engine, [image])
+    read_before_the_claim = api.find_restorable(context, image.id)
+    claim(context, image)
+    after_the_claim = snapshot(db.engine)
+
+    with pytest.raises(exception.Conflict) as found:
+        api.find_restorable(context, image.id)
+    with pytest.raises(exception.Conflict) as restored:
+        api.restore_image(context, read_before_the_claim,
+                          [loc.id for loc in read_before_the_claim.locations])
+
+    assert BEING_SCRUBBED in str(found.value)
+    assert BEING_SCRUBBED in str(restored.value)
+    assert snapshot(db.engine) == after_the_claim
 
 
-def test_status_reader_sends_only_the_select(reader, image_id):
-    reader.status(image_id)
-    with PoolEvents() as pool, \
-            StatementCounter(api.get_engine()) as counter:
-        reader.status(image_id)
+def test_claim_waiting_on_another_claim_of_the_image_then_leaves_it(
+        db, context):
+    """Compare-and-set under concurrency, on the servers' row locks.
 
-    # A checkout would ping the server, a checkin roll back.
-    assert pool.events == []
-    assert len(counter.take()) == 1
-
-
-def test_status_reader_lets_writers_in_between_reads(db, reader, image_id):
-    reader.status(image_id)
-    # SQLite would say "database is locked" if the read's transaction
-    # were still open.
-    update_image(db.engine, image_id, status='active')
-    assert reader.status(image_id) == 'active'
-
-
-def test_status_reader_replaces_a_dropped_connection(db, reader, image_id):
+    Another transaction claims the image and holds its row; our claim
+    waits for the lock, then reads the committed row and takes nothing.
+    """
     _require_server(db)
-    reader.status(image_id)
-    victim = reader._idle[0].exec_driver_sql(
-        _backend_id_sql(db.backend)).scalar()
-    with db.engine.connect() as admin:
-        admin.exec_driver_sql(_kill_sql(db.backend, victim))
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    other_token = api.claim_token()
 
-    assert reader.status(image_id) == 'pending_delete'
-    assert reader._idle[0].exec_driver_sql(
-        _backend_id_sql(db.backend)).scalar() != victim
+    with db.engine.connect() as other:
+        transaction = other.begin()
+        other.execute(IMAGES.update().where(IMAGES.c.id == image.id)
+                      .values(status='deleted', updated_at=other_token))
+        thread, outcome = _in_thread(
+            api.claim_images, context, candidates(image), cutoff(),
+            claimed_before())
+        _wait_for_lock_wait(db, thread, outcome)
+        transaction.commit()
+    thread.join()
+
+    assert outcome == {'result': []}
+    assert image_row(db.engine, image.id)[3] == other_token
 
 
-# record_scrub
+def test_the_queue_reads_the_replica_but_the_claim_decides_on_the_primary(
+        replica, db, context):
+    # The primary: a restore brought `restored` back, and a pass recorded
+    # the first location of `scrubbing` deleted; the replica lags behind.
+    restored = seed.Image(pending('file:///r'))
+    scrubbing = seed.Image(pending('file:///s1', 'file:///s2'))
+    seed.insert(replica.engine, [restored, scrubbing])
+    seed.insert(db.engine, [restored, scrubbing])
+    restore_all(context, restored.id)
+    with db.engine.begin() as connection:
+        connection.execute(LOCATIONS.update()
+                           .where(LOCATIONS.c.value == 'file:///s1')
+                           .values(status='deleted'))
 
-def test_record_scrub_marks_only_given_locations(db, context):
+    listed = api.list_pending_delete_images(context, cutoff())
+    claims = api.claim_images(context, listed, cutoff(), claimed_before())
+
+    assert sorted(candidate.id for candidate in listed) == sorted(
+        [restored.id, scrubbing.id])
+    assert [(one.image_id, [loc.url for loc in one.locations])
+            for one in claims] == [(scrubbing.id, ['file:///s2'])]
+    assert image_row(db.engine, restored.id)[0] == 'active'
+
+
+# record_scrubs
+
+def claimed(db, context, *images):
+    """Seed *images* and claim them: {image id: Claim}."""
+    seed.insert(db.engine, images)
+    return {one.image_id: one for one in claim(context, *images)}
+
+
+def test_record_of_a_finished_scrub_keeps_the_image_deleted(db, context):
+    image = seed.Image(pending('file:///1', 'file:///2'))
+    the_claim = claimed(db, context, image)[image.id]
+
+    recorded = record(context, the_claim,
+                      location_ids(db.engine, image.id), finished=True)
+
+    assert recorded == api.Recorded('deleted', held=True)
+    assert image_row(db.engine, image.id)[:2] == ('deleted', True)
+    assert location_rows(db.engine, image.id) == [('deleted', True, True)] * 2
+
+
+def test_record_marks_only_the_locations_given(db, context):
     image = seed.Image(pending('file:///1', 'file:///2', 'file:///3'))
     other = seed.Image(pending('file:///other'))
-    seed.insert(db.engine, [image, other])
+    claims = claimed(db, context, image, other)
     first, second, _third = location_ids(db.engine, image.id)
     with db.engine.begin() as connection:
         connection.execute(LOCATIONS.update().values(deleted_at=None))
 
-    finished = record_one(context, image.id, [first, second],
-                          image_done=False)
+    record(context, claims[image.id], [first, second], finished=False)
 
-    assert finished is False
     assert location_rows(db.engine, image.id) == [
         ('deleted', True, True), ('deleted', True, True),
         ('pending_delete', True, False)]
     assert location_rows(db.engine, other.id) == [
         ('pending_delete', True, False)]
-    assert seed.image_status(db.engine, image.id).status == 'pending_delete'
 
 
-def test_record_scrub_ignores_a_location_of_another_image(db, context):
-    """A location is marked deleted only on behalf of its own image."""
+def test_record_never_marks_a_location_of_another_image(db, context):
     image = seed.Image(pending('file:///1'))
     other = seed.Image(pending('file:///other'))
-    seed.insert(db.engine, [image, other])
+    claims = claimed(db, context, image, other)
     own = location_ids(db.engine, image.id)[0]
     foreign = location_ids(db.engine, other.id)[0]
 
-    record_one(context, image.id, [own, foreign], image_done=False)
+    record(context, claims[image.id], [own, foreign], finished=True)
 
-    assert [state for state, _deleted, _at in location_rows(
-        db.engine, image.id)] == ['deleted']
+    assert location_rows(db.engine, image.id) == [('deleted', True, True)]
     assert location_rows(db.engine, other.id) == [
         ('pending_delete', True, True)]
 
 
-def test_record_scrub_finishes_image(db, context):
+def test_record_of_an_unfinished_scrub_gives_the_claim_back(db, context):
     image = seed.Image(pending('file:///1', 'file:///2'))
-    seed.insert(db.engine, [image])
+    the_claim = claimed(db, context, image)[image.id]
+    deleted_at = image_row(db.engine, image.id)[2]
+    first = location_ids(db.engine, image.id)[0]
 
-    finished = record_one(context, image.id,
-                          location_ids(db.engine, image.id),
-                          image_done=True)
+    recorded = record(context, the_claim, [first], finished=False)
 
-    assert finished is True
-    status, deleted, deleted_at = seed.image_status(db.engine, image.id)
-    assert (status, bool(deleted), deleted_at is not None) == (
-        'deleted', True, True)
-    assert location_rows(db.engine, image.id) == [('deleted', True, True)] * 2
-
-
-def test_record_scrub_finishes_stranded_image(db, context):
-    image = seed.Image([seed.Location('file:///s', status='deleted')])
-    seed.insert(db.engine, [image])
-
-    assert record_one(context, image.id, [], image_done=True) is True
-    assert seed.image_status(db.engine, image.id).status == 'deleted'
+    # Given back: it is pending_delete again, and it was this pass's.
+    assert recorded == api.Recorded('pending_delete', held=True)
+    # pending_delete again, as glance-api left it: a later pass retries it
+    # and a restore may take it.
+    assert image_row(db.engine, image.id)[:3] == (
+        'pending_delete', True, deleted_at)
+    assert location_rows(db.engine, image.id) == [
+        ('deleted', True, True), ('pending_delete', True, True)]
+    assert listed_ids(context) == [image.id]
 
 
-def test_record_scrub_refuses_image_with_pending_location(db, context):
+def test_record_does_not_give_back_a_claim_another_pass_took_over(
+        db, context):
     image = seed.Image(pending('file:///1', 'file:///2'))
-    seed.insert(db.engine, [image])
-    first, _second = location_ids(db.engine, image.id)
+    the_claim = claimed(db, context, image)[image.id]
+    later_token = the_claim.token + datetime.timedelta(hours=1)
+    update_image(db.engine, image.id, updated_at=later_token)
+    first = location_ids(db.engine, image.id)[0]
 
-    finished = record_one(context, image.id, [first], image_done=True)
+    recorded = record(context, the_claim, [first], finished=False)
 
-    assert finished is False
-    assert seed.image_status(db.engine, image.id).status == 'pending_delete'
+    assert recorded == api.Recorded('deleted', held=False)
+    assert image_row(db.engine, image.id)[0] == 'deleted'
+    assert image_row(db.engine, image.id)[3] == later_token
+    # Its data is gone whoever holds the image now.
     assert location_rows(db.engine, image.id) == [
         ('deleted', True, True), ('pending_delete', True, True)]
 
 
-def test_record_scrub_leaves_restored_image_alone(db, context):
-    image = seed.Image(pending('file:///1'))
-    seed.insert(db.engine, [image])
-    ids = location_ids(db.engine, image.id)
-    api.restore_image(context, image.id)
-
-    finished = record_one(context, image.id, ids, image_done=True)
-
-    assert finished is False
-    assert tuple(seed.image_status(db.engine, image.id)) == (
-        'active', False, None)
-
-
-@pytest.mark.parametrize('status', ['active', 'killed', 'deleted'])
-def test_record_scrub_compare_and_set_on_status(db, context, status):
-    image = seed.Image([seed.Location('file:///s', status='deleted')])
-    seed.insert(db.engine, [image])
+@pytest.mark.parametrize('status', ['active', 'pending_delete', 'killed'])
+def test_record_reports_an_image_whose_status_changed_and_leaves_it(
+        db, context, status):
+    image = seed.Image(pending('file:///1', 'file:///2'))
+    the_claim = claimed(db, context, image)[image.id]
     update_image(db.engine, image.id, status=status)
-    before = snapshot(db.engine)
+    row = image_row(db.engine, image.id)
 
-    assert record_one(context, image.id, [], image_done=True) is False
-    assert snapshot(db.engine) == before
+    recorded = record(context, the_claim, [], finished=False)
+
+    assert recorded == api.Recorded(status, held=False)
+    assert image_row(db.engine, image.id) == row
 
 
-def test_record_scrubs_records_a_batch_in_one_transaction(db, context):
+def test_record_reports_an_image_that_is_gone(db, context):
+    image = seed.Image(pending('file:///1'))
+    the_claim = claimed(db, context, image)[image.id]
+    with db.engine.begin() as connection:
+        connection.execute(LOCATIONS.delete())
+        connection.execute(IMAGES.delete())
+
+    assert record(context, the_claim, [], finished=False) == api.Recorded(
+        None, held=False)
+
+
+def test_record_of_a_batch_treats_each_image_on_its_own(db, context):
     done = seed.Image(pending('file:///done1', 'file:///done2'))
     partial = seed.Image(pending('file:///part1', 'file:///part2'))
+    taken_over = seed.Image(pending('file:///taken'))
     stranded = seed.Image([seed.Location('file:///s', status='deleted')])
-    restored = seed.Image([seed.Location('file:///r', status='active')],
-                          status='active', deleted=False)
-    seed.insert(db.engine, [done, partial, stranded, restored])
-    partial_first = location_ids(db.engine, partial.id)[0]
+    claims = claimed(db, context, done, partial, taken_over, stranded)
+    update_image(db.engine, taken_over.id,
+                 updated_at=claims[taken_over.id].token +
+                 datetime.timedelta(hours=1))
     records = [
-        api.ScrubRecord(done.id, tuple(location_ids(db.engine, done.id)),
-                        image_done=True),
-        api.ScrubRecord(partial.id, (partial_first,), image_done=True),
-        api.ScrubRecord(stranded.id, (), image_done=True),
-        api.ScrubRecord(restored.id, (), image_done=True),
+        api.ScrubRecord(done.id, claims[done.id].token,
+                        tuple(location_ids(db.engine, done.id))),
+        api.ScrubRecord(partial.id, claims[partial.id].token,
+                        tuple(location_ids(db.engine, partial.id)[:1]),
+                        finished=False),
+        api.ScrubRecord(taken_over.id, claims[taken_over.id].token,
+                        finished=False),
+        api.ScrubRecord(stranded.id, claims[stranded.id].token),
     ]
 
-    finished = api.record_scrubs(context, records)
+    recorded = api.record_scrubs(context, records)
 
-    assert finished == {done.id, stranded.id}
-    statuses = {image.id: seed.image_status(db.engine, image.id).status
-                for image in (done, partial, stranded, restored)}
+    assert recorded == {
+        done.id: api.Recorded('deleted', held=True),
+        partial.id: api.Recorded('pending_delete', held=True),
+        taken_over.id: api.Recorded('deleted', held=False),
+        stranded.id: api.Recorded('deleted', held=True)}
+    statuses = {image.id: image_row(db.engine, image.id)[0]
+                for image in (done, partial, taken_over, stranded)}
     assert statuses == {done.id: 'deleted', partial.id: 'pending_delete',
-                        stranded.id: 'deleted', restored.id: 'active'}
+                        taken_over.id: 'deleted', stranded.id: 'deleted'}
+    assert location_rows(db.engine, done.id) == [('deleted', True, True)] * 2
     assert location_rows(db.engine, partial.id) == [
         ('deleted', True, True), ('pending_delete', True, True)]
 
 
-# restore_image
+def test_recording_a_batch_costs_the_statements_of_one_image(db, context):
+    images = [seed.Image(pending('file:///%d-a' % i, 'file:///%d-b' % i))
+              for i in range(20)]
+    claims = claimed(db, context, *images)
 
-def test_restore_brings_image_and_pending_locations_back(db, context):
+    def records_of(batch):
+        return [api.ScrubRecord(image.id, claims[image.id].token,
+                                tuple(location_ids(db.engine, image.id)[:1]),
+                                finished=False) for image in batch]
+
+    one, rest = records_of(images[:1]), records_of(images[1:])
+    with StatementCounter(api.get_engine()) as counter:
+        api.record_scrubs(context, one)
+        for_one = counter.take()
+        api.record_scrubs(context, rest)
+        for_nineteen = counter.take()
+
+    assert len(for_nineteen) == len(for_one)
+    assert seed.count_images(db.engine, 'pending_delete') == 20
+
+
+# data_users
+
+def data_user_rows(rows):
+    return [tuple(row) for row in rows]
+
+
+def test_data_users_are_live_and_restorable_locations_in_id_order(
+        db, context):
+    # Live: its locations that are not deleted.
+    active = seed.Image([seed.Location('file:///a1', status='active'),
+                         seed.Location('file:///a-gone', status='deleted'),
+                         seed.Location('file:///a2', status='active')],
+                        status='active', deleted=False)
+    # Restorable (pending_delete): its pending_delete locations, young or
+    # eligible.
+    restorable = seed.Image([seed.Location('file:///r1'),
+                             seed.Location('file:///r-gone',
+                                           status='deleted')])
+    young = seed.Image(pending('file:///y'), deleted_seconds_ago=5)
+    # Claimed by a pass, or finished: nothing restores them.
+    claimed = seed.Image(pending('file:///c'), status='deleted')
+    finished = seed.Image([seed.Location('file:///f', status='deleted')],
+                          status='deleted')
+    seed.insert(db.engine, [active, restorable, young, claimed, finished])
+    first, _gone, second = location_ids(db.engine, active.id)
+    kept, _kept_gone = location_ids(db.engine, restorable.id)
+    young_id = location_ids(db.engine, young.id)[0]
+    highest = location_ids(db.engine, finished.id)[0]
+
+    rows, found_highest = api.data_users(context)
+
+    assert data_user_rows(rows) == [
+        (first, active.id, 'file:///a1'), (second, active.id, 'file:///a2'),
+        (kept, restorable.id, 'file:///r1'), (young_id, young.id,
+                                              'file:///y')]
+    # The highest id of the table, user or not: the next call starts there.
+    assert found_highest == highest
+
+
+def test_a_location_removed_from_a_live_image_is_not_a_data_user(
+        db, context):
+    # glance-api leaves a location removed from an active image
+    # pending_delete: the image no longer needs it, and no restore brings
+    # it back.
+    image = seed.Image([seed.Location('file:///kept', status='active'),
+                        seed.Location('file:///removed')],
+                       status='active', deleted=False)
+    seed.insert(db.engine, [image])
+
+    rows, _highest = api.data_users(context)
+
+    assert [value for _id, _image, value in rows] == ['file:///kept']
+
+
+def test_an_image_stops_being_a_data_user_once_claimed(db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    before, _highest = api.data_users(context)
+
+    claim(context, image)
+    after, _highest = api.data_users(context)
+
+    assert [value for _id, _image, value in before] == ['file:///1']
+    assert after == []
+
+
+def test_data_users_after_an_id_are_only_the_newer_ones(db, context):
+    old = seed.Image([seed.Location('file:///old', status='active')],
+                     status='active', deleted=False)
+    old_pending = seed.Image(pending('file:///old-pending'))
+    seed.insert(db.engine, [old, old_pending])
+    _rows, highest = api.data_users(context)
+    new = seed.Image([seed.Location('file:///new', status='active')],
+                     status='active', deleted=False)
+    new_pending = seed.Image(pending('file:///new-pending'),
+                             deleted_seconds_ago=5)
+    new_claimed = seed.Image(pending('file:///new-claimed'),
+                             status='deleted')
+    seed.insert(db.engine, [new, new_pending, new_claimed])
+
+    rows, newest = api.data_users(context, after_id=highest)
+
+    assert [(image_id, value) for _id, image_id, value in rows] == [
+        (new.id, 'file:///new'), (new_pending.id, 'file:///new-pending')]
+    assert newest == location_ids(db.engine, new_claimed.id)[0]
+    assert api.data_users(context, after_id=newest) == ([], newest)
+
+
+def test_data_users_with_nothing_new_cost_one_statement(db, context):
+    seed.insert(db.engine, [seed.Image(pending('file:///1'))])
+    _rows, highest = api.data_users(context)
+
+    with StatementCounter(api.get_engine()) as counter:
+        assert api.data_users(context, after_id=highest) == ([], highest)
+        statements = counter.take()
+
+    assert len(statements) == 1
+    assert 'max' in statements[0].lower()
+
+
+def test_data_users_of_an_empty_table(db, context):
+    assert api.data_users(context) == ([], None)
+    assert api.data_users(context, after_id=7) == ([], None)
+
+
+def test_data_users_are_read_on_the_primary(replica, db, context):
+    live = seed.Image([seed.Location('file:///live', status='active')],
+                      status='active', deleted=False)
+    restorable = seed.Image(pending('file:///restorable'))
+    # The replica does not have the images yet.
+    seed.insert(db.engine, [live, restorable])
+
+    rows, highest = api.data_users(context)
+
+    assert [value for _id, _image, value in rows] == [
+        'file:///live', 'file:///restorable']
+    assert highest == location_ids(db.engine, restorable.id)[0]
+
+
+def test_data_users_read_a_claim_on_the_primary(replica, db, context):
+    # The replica still shows the image pending_delete: the claim on the
+    # primary decides that it no longer needs its data.
+    image = seed.Image(pending('file:///1'))
+    seed.insert(replica.engine, [image])
+    seed.insert(db.engine, [image])
+    claim(context, image)
+
+    assert api.data_users(context)[0] == []
+
+
+# find_restorable
+
+def test_find_restorable_reads_the_image_and_its_pending_locations(
+        db, context):
     image = seed.Image([seed.Location('file:///1'),
                         seed.Location('file:///gone', status='deleted'),
-                        seed.Location('file:///2')])
-    other = seed.Image(pending('file:///other'))
-    seed.insert(db.engine, [image, other])
-    other_before = location_rows(db.engine, other.id)
+                        seed.Location('file:///2', store='cheap')])
+    seed.insert(db.engine, [image])
+    first, _gone, second = location_ids(db.engine, image.id)
 
-    restored = api.restore_image(context, image.id)
+    candidate = api.find_restorable(context, image.id)
 
-    assert restored == 2
-    assert tuple(seed.image_status(db.engine, image.id)) == (
-        'active', False, None)
-    assert location_rows(db.engine, image.id) == [
-        ('active', False, False), ('deleted', True, True),
-        ('active', False, False)]
-    assert location_rows(db.engine, other.id) == other_before
-    assert seed.image_status(db.engine, other.id).status == 'pending_delete'
+    assert candidate.image_id == image.id
+    assert candidate.deleted_at == image_row(db.engine, image.id)[2]
+    assert [(loc.id, loc.url, loc.store_name())
+            for loc in candidate.locations] == [
+        (first, 'file:///1', None), (second, 'file:///2', 'cheap')]
 
 
-def test_restore_unknown_image_is_not_found(db, context):
-    seed.insert(db.engine, [seed.Image(pending('file:///1'))])
-    before = snapshot(db.engine)
-
+def test_find_restorable_of_an_unknown_image_is_not_found(db, context):
     with pytest.raises(exception.NotFound):
-        api.restore_image(context, 'no-such-image')
-    assert snapshot(db.engine) == before
+        api.find_restorable(context, 'no-such-image')
 
 
 @pytest.mark.parametrize('status,deleted', [('active', False),
                                             ('deleted', True)])
-def test_restore_refuses_image_not_pending_delete(db, context, status,
-                                                  deleted):
+def test_find_restorable_refuses_an_image_not_pending_delete(
+        db, context, status, deleted):
     image = seed.Image([seed.Location('file:///1', status='active')],
                        status=status, deleted=deleted)
     seed.insert(db.engine, [image])
+
+    with pytest.raises(exception.Conflict) as raised:
+        api.find_restorable(context, image.id)
+
+    assert "status '%s'" % status in str(raised.value)
+
+
+@pytest.mark.parametrize('values', [{'deleted': False},
+                                    {'deleted_at': None}],
+                         ids=['not-deleted', 'no-deleted-at'])
+def test_find_restorable_refuses_a_pending_delete_image_not_deleted(
+        db, context, values):
+    # Not as glance-api leaves an image it deleted: restoring it would
+    # have no deleted_at to find its properties, tags and members by.
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    update_image(db.engine, image.id, **values)
     before = snapshot(db.engine)
 
     with pytest.raises(exception.Conflict) as raised:
-        api.restore_image(context, image.id)
+        api.find_restorable(context, image.id)
 
-    assert status in str(raised.value)
+    assert 'is pending_delete but not deleted' in str(raised.value)
     assert snapshot(db.engine) == before
 
 
-def test_restore_refuses_image_whose_data_is_gone(db, context):
+def test_find_restorable_refuses_an_image_whose_data_is_gone(db, context):
     image = seed.Image([seed.Location('file:///1', status='deleted')])
     seed.insert(db.engine, [image])
+
+    with pytest.raises(exception.Conflict) as raised:
+        api.find_restorable(context, image.id)
+
+    assert 'has no data left' in str(raised.value)
+
+
+def test_find_restorable_reads_the_primary(replica, db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(replica.engine, [image])
+    seed.insert(db.engine, [image])
+    claim(context, image)
+
+    with pytest.raises(exception.Conflict) as raised:
+        api.find_restorable(context, image.id)
+
+    assert BEING_SCRUBBED in str(raised.value)
+
+
+# restore_image
+
+def deleted_with(db, image, **kinds):
+    """Children of *image* soft-deleted with it (its own deleted_at)."""
+    children.insert(db.engine, image.id,
+                    deleted_at=image_row(db.engine, image.id)[2], **kinds)
+
+
+def test_restore_brings_the_image_back_as_glance_api_had_it(db, context):
+    image = seed.Image([seed.Location('file:///present'),
+                        seed.Location('file:///earlier', status='deleted'),
+                        seed.Location('file:///gone'),
+                        seed.Location('file:///present-too')])
+    other = seed.Image(pending('file:///other'))
+    seed.insert(db.engine, [image, other])
+    deleted_at = image_row(db.engine, image.id)[2]
+    deleted_with(db, image, properties=['os_distro'], tags=['ubuntu'],
+                 members=['tenant-2', 'tenant-3'])
+    # glance-api purges the properties just before it deletes the image.
+    children.insert(db.engine, image.id,
+                    deleted_at=deleted_at - datetime.timedelta(seconds=1),
+                    properties=['hw_disk_bus'])
+    # Removed while the image was active: they stay removed.
+    children.insert(db.engine, image.id,
+                    deleted_at=deleted_at - datetime.timedelta(days=1),
+                    properties=['stale'], tags=['old-tag'],
+                    members=['tenant-9'])
+    children.insert(db.engine, image.id, properties=['kept-live'])
+    # Another image deleted at the very same time keeps its own.
+    update_image(db.engine, other.id, deleted_at=deleted_at)
+    deleted_with(db, other, properties=['os_distro'], tags=['ubuntu'])
+    other_before = (image_row(db.engine, other.id),
+                    location_rows(db.engine, other.id))
+    present, _earlier, _gone, present_too = location_ids(db.engine,
+                                                         image.id)
+    candidate = api.find_restorable(context, image.id)
+
+    restored = api.restore_image(context, candidate, [present, present_too])
+
+    assert (restored.locations, restored.locations_gone, restored.properties,
+            restored.tags, restored.members) == (2, 1, 2, 1, 2)
+    assert restored.property_names == ('hw_disk_bus', 'os_distro')
+    assert image_row(db.engine, image.id)[:3] == ('active', False, None)
+    assert location_rows(db.engine, image.id) == [
+        ('active', False, False), ('deleted', True, True),
+        ('deleted', True, True), ('active', False, False)]
+    assert children.live(db.engine, image.id) == {
+        'properties': ['hw_disk_bus', 'kept-live', 'os_distro'],
+        'tags': ['ubuntu'], 'members': ['tenant-2', 'tenant-3']}
+    assert children.live(db.engine, other.id) == {
+        'properties': [], 'tags': [], 'members': []}
+    assert (image_row(db.engine, other.id),
+            location_rows(db.engine, other.id)) == other_before
+
+
+@pytest.mark.parametrize('before_the_image,restored', [
+    (datetime.timedelta(0), True),
+    (datetime.timedelta(seconds=1), True),
+    (api.PROPERTY_PURGE_WINDOW, True),
+    (api.PROPERTY_PURGE_WINDOW + datetime.timedelta(seconds=1), False),
+    (datetime.timedelta(days=1), False),
+])
+def test_restore_brings_back_the_properties_purged_with_the_image(
+        db, context, before_the_image, restored):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    deleted_at = image_row(db.engine, image.id)[2]
+    children.insert(db.engine, image.id,
+                    deleted_at=deleted_at - before_the_image,
+                    properties=['os_distro'])
+
+    api.restore_image(context, api.find_restorable(context, image.id),
+                      location_ids(db.engine, image.id))
+
+    assert children.live(db.engine, image.id)['properties'] == (
+        ['os_distro'] if restored else [])
+
+
+def test_restore_leaves_tags_and_members_removed_before_the_image(
+        db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    deleted_at = image_row(db.engine, image.id)[2]
+    children.insert(db.engine, image.id,
+                    deleted_at=deleted_at - datetime.timedelta(seconds=1),
+                    tags=['old-tag'], members=['tenant-9'])
+
+    restored = api.restore_image(
+        context, api.find_restorable(context, image.id),
+        location_ids(db.engine, image.id))
+
+    assert (restored.tags, restored.members) == (0, 0)
+    assert children.live(db.engine, image.id) == {
+        'properties': [], 'tags': [], 'members': []}
+
+
+def test_restore_with_no_present_location_writes_nothing(db, context):
+    image = seed.Image(pending('file:///gone1', 'file:///gone2'))
+    seed.insert(db.engine, [image])
+    deleted_with(db, image, properties=['os_distro'])
+    candidate = api.find_restorable(context, image.id)
     before = snapshot(db.engine)
 
     with pytest.raises(exception.Conflict) as raised:
-        api.restore_image(context, image.id)
+        api.restore_image(context, candidate, [])
 
-    assert 'no pending_delete location' in str(raised.value)
+    assert 'has no data left' in str(raised.value)
     assert snapshot(db.engine) == before
+
+
+def test_restore_writes_nothing_once_a_pass_claimed_the_image(db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    deleted_with(db, image, properties=['os_distro'], members=['tenant-2'])
+    candidate = api.find_restorable(context, image.id)
+    claim(context, image)
+    before = snapshot(db.engine)
+
+    with pytest.raises(exception.Conflict) as raised:
+        api.restore_image(context, candidate,
+                          [loc.id for loc in candidate.locations])
+
+    assert BEING_SCRUBBED in str(raised.value)
+    assert snapshot(db.engine) == before
+
+
+def test_restore_writes_nothing_when_the_image_was_deleted_again(
+        db, context):
+    # Restored and deleted again meanwhile (another host): a new
+    # deleted_at, and the candidate read before is stale.
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    candidate = api.find_restorable(context, image.id)
+    update_image(db.engine, image.id,
+                 deleted_at=candidate.deleted_at +
+                 datetime.timedelta(seconds=5))
+    before = snapshot(db.engine)
+
+    with pytest.raises(exception.Conflict):
+        api.restore_image(context, candidate,
+                          [loc.id for loc in candidate.locations])
+
+    assert snapshot(db.engine) == before
+
+
+def test_restore_refused_after_the_image_changed_says_why(db, context):
+    image = seed.Image(pending('file:///1'))
+    seed.insert(db.engine, [image])
+    candidate = api.find_restorable(context, image.id)
+    update_image(db.engine, image.id,
+                 deleted_at=candidate.deleted_at +
+                 datetime.timedelta(seconds=5))
+
+    with pytest.raises(exception.Conflict) as raised:
+        api.restore_image(context, candidate,
+                          [loc.id for loc in candidate.locations])
+
+    message = str(raised.value)
+    assert "'pending_delete', not 'pending_delete'" not in message
+    assert 'changed while it was being restored' in message
+    assert 'try again' in message
+    # Trying again does restore it.
+    assert restore_all(context, image.id).locations == 1
+
+
+def test_restore_leaves_a_location_of_another_image_alone(db, context):
+    image = seed.Image(pending('file:///1'))
+    other = seed.Image(pending('file:///other'))
+    seed.insert(db.engine, [image, other])
+    candidate = api.find_restorable(context, image.id)
+    foreign = location_ids(db.engine, other.id)[0]
+
+    restored = api.restore_image(context, candidate, [
+        candidate.locations[0].id, foreign])
+
+    assert restored.locations == 1
+    assert location_rows(db.engine, other.id) == [
+        ('pending_delete', True, True)]
 
 
 # check_schema and database_errors
@@ -552,6 +1138,20 @@ def test_check_schema_refuses_empty_database(backend, context):
     assert '\n' not in message
     assert message.startswith('Cannot use the database at ')
     assert 'images' in message
+
+
+def test_check_schema_refuses_a_replica_without_the_schema(db, context):
+    empty = set_up_database(db.backend, migrate=False)
+    try:
+        api.configure(connection=db.url, slave_connection=empty.url,
+                      max_retries=1, retry_interval=0)
+        with pytest.raises(exception.DatabaseUnavailable) as raised:
+            api.check_schema(context)
+    finally:
+        api.reset()
+        empty.cleanUp()
+
+    assert 'images' in str(raised.value)
 
 
 @pytest.mark.parametrize('url,shown', [
@@ -578,7 +1178,7 @@ def test_unreachable_server_is_one_clear_error(url, shown, context):
     assert 'refused' in message.lower()
 
 
-# Retries, provoked for real on the servers
+# Retries, provoked for real
 
 def _require_server(db):
     if db.backend == 'sqlite':
@@ -598,7 +1198,8 @@ def _kill_sql(backend, connection_id):
 
 def test_dropped_connection_is_replaced(db, context):
     _require_server(db)
-    image = seed.Image(pending('file:///1'))
+    image = seed.Image([seed.Location('file:///1', status='active')],
+                       status='active', deleted=False)
     seed.insert(db.engine, [image])
     engine = api.get_engine()
     with engine.connect() as connection:
@@ -607,7 +1208,8 @@ def test_dropped_connection_is_replaced(db, context):
     with db.engine.connect() as admin:
         admin.exec_driver_sql(_kill_sql(db.backend, victim))
 
-    assert api.StatusReader().status(image.id) == 'pending_delete'
+    rows, _highest = api.data_users(context)
+    assert [value for _id, _image, value in rows] == ['file:///1']
     with engine.connect() as connection:
         assert connection.exec_driver_sql(
             _backend_id_sql(db.backend)).scalar() != victim
@@ -621,14 +1223,25 @@ def _lock_waits_sql(backend):
             "WHERE trx_state = 'LOCK WAIT'")
 
 
-def _wait_for_lock_wait(db):
-    """Poll until a transaction waits for a lock (synchronisation only)."""
+def _wait_for_lock_wait(db, thread, outcome):
+    """Poll until *thread* waits for a lock (synchronisation only).
+
+    InnoDB refreshes what information_schema.innodb_trx shows only when
+    it was not read for 100 ms: polled faster, it would show the same
+    stale snapshot for ever. PostgreSQL snapshots pg_stat_activity at its
+    first read in a transaction: each poll is a transaction of its own.
+    """
+    interval = 0.15 if db.backend == 'mysql' else 0.01
+    deadline = time.monotonic() + 30
     with db.engine.connect() as monitor:
-        for _attempt in range(1000):
-            if monitor.exec_driver_sql(_lock_waits_sql(db.backend)).scalar():
+        while time.monotonic() < deadline and thread.is_alive():
+            waiting = monitor.exec_driver_sql(
+                _lock_waits_sql(db.backend)).scalar()
+            monitor.rollback()
+            if waiting:
                 return
-            time.sleep(0.01)
-    pytest.fail('restore_image never waited for the locations lock')
+            time.sleep(interval)
+    pytest.fail('the API call never waited for a row lock: %r' % outcome)
 
 
 def _in_thread(function, *args):
@@ -672,6 +1285,41 @@ def _create_nontransactional_table(db):
                 'ENGINE=MyISAM')
 
 
+class RetryWatch(logging.Handler):
+    """Sees oslo.db retry a refused API call, and why it was refused.
+
+    oslo.db logs "Performing DB retry" once the refused transaction was
+    rolled back and before it sleeps; the error is the one being handled.
+    """
+
+    LOGGER = 'oslo_db.api'
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.errors = []
+        self.retrying = threading.Event()
+        self._logger = logging.getLogger(self.LOGGER)
+        self._level = None
+
+    def emit(self, record):
+        if record.getMessage().startswith('Performing DB retry'):
+            self.errors.append(str(sys.exc_info()[1]))
+            self.retrying.set()
+
+    def __enter__(self):
+        self._level = self._logger.level
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+_UPDATE_IMAGES = re.compile(r'^\s*UPDATE images\b', re.IGNORECASE)
+
+
 def test_restore_is_retried_after_a_real_deadlock(db, context):
     """restore_image loses a deadlock to another transaction and retries.
 
@@ -685,23 +1333,19 @@ def test_restore_is_retried_after_a_real_deadlock(db, context):
     image = seed.Image(pending('file:///1', 'file:///2'))
     seed.insert(db.engine, [image])
     _create_nontransactional_table(db)
-    errors = []
+    candidate = api.find_restorable(context, image.id)
+    present = [location.id for location in candidate.locations]
     engine = api.get_engine()
 
-    def record_error(error_context):
-        errors.append(str(error_context.original_exception))
-
-    sa.event.listen(engine, 'handle_error', record_error)
-
-    with StatementCounter(engine) as counter:
+    with RetryWatch() as retries, StatementCounter(engine) as counter:
         with db.engine.connect() as other:
             transaction = other.begin()
             _make_survivor(db, other)
             other.execute(LOCATIONS.update()
                           .values(updated_at=sa.func.now()))
             thread, outcome = _in_thread(api.restore_image, context,
-                                         image.id)
-            _wait_for_lock_wait(db)
+                                         candidate, present)
+            _wait_for_lock_wait(db, thread, outcome)
             other.execute(IMAGES.update().where(IMAGES.c.id == image.id)
                           .values(updated_at=sa.func.now()))
             transaction.commit()
@@ -709,10 +1353,51 @@ def test_restore_is_retried_after_a_real_deadlock(db, context):
         statements = counter.take()
 
     assert 'error' not in outcome, outcome
-    assert outcome['result'] == 2
-    assert any('deadlock' in error.lower() for error in errors), errors
-    # The image row was locked twice: the first attempt and the retry.
-    assert sum('FOR UPDATE' in statement for statement in statements) == 2
-    assert tuple(seed.image_status(db.engine, image.id)) == (
-        'active', False, None)
+    assert outcome['result'] == api.Restored(locations=2)
+    assert any('deadlock' in error.lower() for error in retries.errors), \
+        retries.errors
+    # The image row was taken twice: the first attempt and the retry.
+    assert sum(bool(_UPDATE_IMAGES.match(statement))
+               for statement in statements) == 2
+    assert image_row(db.engine, image.id)[:3] == ('active', False, None)
     assert location_rows(db.engine, image.id) == [('active', False, False)] * 2
+
+
+def test_sqlite_database_is_locked_is_retried(db, context):
+    """A claim that meets another SQLite writer is retried, not failed.
+
+    Another connection holds SQLite's write lock while the claim, having
+    read its rows, asks for it: SQLite refuses at once ("database is
+    locked") rather than wait, as waiting could deadlock. The writer lets
+    go once the claim has been refused; the retry must then succeed.
+    """
+    if db.backend != 'sqlite':
+        pytest.skip('SQLite only')
+    image, decoy = seed.insert(db.engine, [
+        seed.Image(pending('file:///1')),
+        seed.Image(pending('file:///decoy'), status='active')])
+    writer = db.engine.connect()
+    transaction = writer.begin()
+    writer.execute(IMAGES.update().where(IMAGES.c.id == decoy.id)
+                   .values(name='renamed meanwhile'))
+
+    with RetryWatch() as retries:
+        def commit_once_refused():
+            retries.retrying.wait(timeout=60)
+            transaction.commit()
+            writer.close()
+
+        holder = threading.Thread(target=commit_once_refused)
+        holder.start()
+        try:
+            claims = claim(context, image)
+        finally:
+            retries.retrying.set()
+            holder.join()
+
+    assert claimed_ids(claims) == [image.id]
+    assert retries.errors and all(
+        'database is locked' in error for error in retries.errors), \
+        retries.errors
+    assert image_row(db.engine, image.id)[0] == 'deleted'
+    assert image_row(db.engine, decoy.id)[0] == 'active'
