@@ -321,7 +321,8 @@ class Worker:
             outcome.deletions.append((location.id, deletion))
             if deletion is store_policy.Deletion.DELETED:
                 outcome.bytes_reclaimed += claim.size
-            elif deletion is not store_policy.Deletion.ALREADY_GONE:
+            elif deletion in (store_policy.Deletion.SHARED,
+                              store_policy.Deletion.NOT_OWNED):
                 LOG.warning('Image %(image)s: location %(id)s %(what)s; '
                             'recorded deleted without touching the store',
                             {'image': claim.image_id, 'id': location.id,
@@ -476,7 +477,7 @@ class Scrubber:
                   'backend': self._executors.backend})
         queue = self._new_queue()
         # Images scrubbed since the last pass no longer need their data.
-        self._deleter.data_users.forget()
+        self._deleter.start_pass()
         in_flight = set()
         executor = self._executors(self.pool_size)
         try:
@@ -525,7 +526,8 @@ class Scrubber:
         """Claim *batch* on the primary; the images it may scrub."""
         summary.found += len(batch)
         try:
-            # Before the claim: a location added until now is seen.
+            # Before the claim: the locations added up to a second ago are
+            # seen (DataUsers.REFRESH_INTERVAL).
             self._deleter.data_users.refresh(self._context)
             claims = db_api.claim_images(self._context, batch,
                                          queue.deleted_before,

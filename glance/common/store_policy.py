@@ -57,6 +57,10 @@ class Deletion(enum.Enum):
 
     DELETED = 'deleted'  # the store deleted it
     ALREADY_GONE = 'already gone'  # the store did not have it
+    # Another image of the batch that claimed this one shares the data and
+    # deleted it first: no sign of a wrong store.
+    GONE_WITH_ANOTHER = 'deleted with another image'
+
     SHARED = 'kept: another image may need it'  # not touched
     NOT_OWNED = 'let go: the store cannot delete it'  # not touched
 
@@ -119,6 +123,10 @@ class FileDatadirs:
         self._real_folder = functools.lru_cache(maxsize=1024)(
             os.path.realpath)
 
+    def forget(self):
+        """Resolve folders anew: one may have become a link since."""
+        self._real_folder.cache_clear()
+
     def contains(self, path):
         """Whether *path*, resolved (symlinks, ``..``), is in a datadir."""
         real = self._realpath(path)
@@ -162,7 +170,10 @@ def data_key(url):
     if scheme in FILE_SCHEMES:
         return (FILE_TYPE, os.path.normpath(file_path(url)))
     if scheme in S3_SCHEMES:
-        return ('s3',) + tuple(rest.rstrip('/').split('/')[-2:])
+        # As glance_store parses it: the last two parts of the path, the
+        # query aside.
+        path = rest.partition('?')[0].strip('/')
+        return ('s3',) + tuple(path.split('/')[-2:])
     if '@' in rest.partition('/')[0] or scheme.startswith('swift'):
         # user:key@ before the host; a key may hold '/' (swift, old S3).
         rest = rest.rsplit('@', 1)[-1]
@@ -201,6 +212,7 @@ class DataUsers:
         with self._lock:
             self._users = {}
             self._claimed = {}
+            self._claimed_together = set()
             self._last_id = None
 
     def refresh(self, context):
@@ -230,9 +242,15 @@ class DataUsers:
         """The images of *claims* no longer need their data."""
         gone = [(location.id, self._digest(location.url), claim.image_id)
                 for claim in claims for location in claim.locations]
+        claimers = {}
+        for _location_id, digest, image_id in gone:
+            claimers.setdefault(digest, set()).add(image_id)
         with self._lock:
+            self._claimed_together.update(
+                digest for digest, images in claimers.items()
+                if len(images) > 1)
             for location_id, digest, image_id in gone:
-                # Kept for users_besides(), which comes next.
+                # Kept for digest_of(), which comes next.
                 self._claimed[location_id] = digest
                 users = self._users.get(digest)
                 if users is not None:
@@ -240,23 +258,35 @@ class DataUsers:
                     if not users:
                         del self._users[digest]
 
-    def users_besides(self, location, image_id):
-        """Other images than *image_id* that may need *location*'s data.
-
-        :param location: a PendingLocation of *image_id*, claimed.
-        """
+    def digest_of(self, location):
+        """What names a claimed location's data here (see users_besides)."""
         with self._lock:
             digest = self._claimed.pop(location.id, None)
-        if digest is None:
-            digest = self._digest(location.url)
+        return self._digest(location.url) if digest is None else digest
+
+    def users_besides(self, digest, image_id):
+        """Other images than *image_id* that may need the data."""
         with self._lock:
             return self._users.get(digest, set()) - {image_id}
 
+    def claimed_together(self, digest):
+        """Whether images claimed in one batch share the data.
+
+        The first of their workers deletes it; the others find it gone.
+        """
+        with self._lock:
+            return digest in self._claimed_together
+
     def _digest(self, value):
         try:
-            return _digest(data_key(self._url_of(value)))
+            url = self._url_of(value)
         except LocationError:
             return None
+        try:
+            return _digest(data_key(url))
+        except ValueError:
+            # urlsplit() refuses some malformed URLs: compare them whole.
+            return _digest((url,))
 
 
 def _digest(key):
@@ -314,6 +344,11 @@ class StoreDeleter:
         self._library_errors = _store_library_errors()
         self.data_users = DataUsers(self.url_of)
 
+    def start_pass(self):
+        """Forget what an earlier pass learnt of the stores and images."""
+        self.data_users.forget()
+        self._datadirs.forget()
+
     def url_of(self, value):
         """The URL a stored location value holds (decrypted if need be)."""
         if not self._encryption_key:
@@ -336,11 +371,14 @@ class StoreDeleter:
         url = self.url_of(location.url)
         backend = self._backend_of(location) if self._multistore else None
         self._check_owned(url)
-        if self.data_users.users_besides(location, image_id):
+        digest = self.data_users.digest_of(location)
+        if self.data_users.users_besides(digest, image_id):
             return Deletion.SHARED
         try:
             self._delete_url(url, backend)
         except store_exceptions.NotFound:
+            if self.data_users.claimed_together(digest):
+                return Deletion.GONE_WITH_ANOTHER
             return Deletion.ALREADY_GONE
         except store_exceptions.StoreDeleteNotSupported:
             return Deletion.NOT_OWNED

@@ -164,6 +164,19 @@ class TestFileDatadirs(testtools.TestCase):
         self.assertTrue(self.datadirs.contains(
             os.path.join(self.datadir, 'sub', '..', 'image-1')))
 
+    def test_a_folder_made_a_link_since_is_seen_once_forgotten(self):
+        # Folders are resolved once per pass (forget() at each start).
+        folder = os.path.join(self.datadir, 'sub')
+        os.mkdir(folder)
+        image = os.path.join(folder, 'image-1')
+        self.assertTrue(self.datadirs.contains(image))
+        os.rmdir(folder)
+        os.symlink(self.root, folder)
+
+        self.datadirs.forget()
+
+        self.assertFalse(self.datadirs.contains(image))
+
     def test_a_symlink_in_the_datadir_to_a_file_outside_is_outside(self):
         target = put(self.root, 'secret')
         link = os.path.join(self.datadir, 'image-1')
@@ -241,11 +254,6 @@ class TestDataKey(testtools.TestCase):
                              'swift://host/v1/c/other',
                              'swift://host/v1/other/o')
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "BUG: data_key() keeps an S3 URL's query in the key, but "
-        "glance_store's S3 location ignores it (urlparse's path): "
-        "'s3://h/b/k?x=1' and 's3://h/b/k' are the same object, so a live "
-        "image holding one does not keep the data the other names"))
     def test_a_query_does_not_change_the_s3_object_named(self):
         self.assertSameData('s3://host/bucket/key',
                             's3://host/bucket/key?versionId=2')
@@ -373,6 +381,11 @@ class DatabaseTestCase(testtools.TestCase):
         return location(image.locations[index].url, location_id=location_id)
 
 
+def besides(users, location, image_id):
+    """DataUsers.users_besides() for a PendingLocation."""
+    return users.users_besides(users.digest_of(location), image_id)
+
+
 class TestDataUsers(DatabaseTestCase):
 
     def data_users(self, url_of=lambda value: value):
@@ -388,12 +401,13 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual({live.id}, users.users_besides(
-            location('s3://access:secret@host/bucket/key/'), pending.id))
-        self.assertEqual({pending.id}, users.users_besides(
-            location('s3://host/bucket/key'), live.id))
-        self.assertEqual(set(), users.users_besides(
-            location('s3://host/bucket/other'), pending.id))
+        self.assertEqual({live.id}, besides(
+            users, location('s3://access:secret@host/bucket/key/'),
+            pending.id))
+        self.assertEqual({pending.id}, besides(
+            users, location('s3://host/bucket/key'), live.id))
+        self.assertEqual(set(), besides(
+            users, location('s3://host/bucket/other'), pending.id))
 
     def test_a_restorable_image_is_a_user_of_its_data(self):
         # pending_delete, so a restore can still bring it back: young or
@@ -405,10 +419,10 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual({young.id}, users.users_besides(
-            location('file:///srv/images/a'), eligible.id))
-        self.assertEqual({eligible.id}, users.users_besides(
-            location('file:///srv/images/a'), young.id))
+        self.assertEqual({young.id}, besides(
+            users, location('file:///srv/images/a'), eligible.id))
+        self.assertEqual({eligible.id}, besides(
+            users, location('file:///srv/images/a'), young.id))
 
     def test_a_claimed_image_is_not_a_user_of_its_data(self):
         # A pass claimed it (deleted, its locations still pending_delete):
@@ -419,8 +433,8 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual(set(), users.users_besides(
-            location('file:///srv/images/a'), 'another-image'))
+        self.assertEqual(set(), besides(
+            users, location('file:///srv/images/a'), 'another-image'))
 
     def test_locations_already_deleted_are_not_users(self):
         seed.insert(self.db.engine, [
@@ -433,8 +447,8 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual(set(), users.users_besides(
-            location('file:///srv/images/a'), 'another-image'))
+        self.assertEqual(set(), besides(
+            users, location('file:///srv/images/a'), 'another-image'))
 
     def test_images_claimed_in_one_batch_no_longer_need_their_data(self):
         # Two eligible images share data and are claimed together: neither
@@ -446,10 +460,10 @@ class TestDataUsers(DatabaseTestCase):
 
         users.claimed(self.claim(first, second))
 
-        self.assertEqual(set(), users.users_besides(
-            self.location_of(first), first.id))
-        self.assertEqual(set(), users.users_besides(
-            self.location_of(second), second.id))
+        self.assertEqual(set(), besides(
+            users, self.location_of(first), first.id))
+        self.assertEqual(set(), besides(
+            users, self.location_of(second), second.id))
 
     def test_claimed_keeps_the_users_that_were_not_claimed(self):
         claimed = self.pending_image('file:///srv/images/shared')
@@ -461,8 +475,8 @@ class TestDataUsers(DatabaseTestCase):
 
         users.claimed(self.claim(claimed))
 
-        self.assertEqual({young.id, live.id}, users.users_besides(
-            self.location_of(claimed), claimed.id))
+        self.assertEqual({young.id, live.id}, besides(
+            users, self.location_of(claimed), claimed.id))
 
     def test_an_image_claimed_in_an_earlier_batch_no_longer_counts(self):
         earlier = self.pending_image('file:///srv/images/shared')
@@ -471,14 +485,14 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
         users.claimed(self.claim(earlier))
         # The earlier one's worker keeps the data for the later image.
-        self.assertEqual({later.id}, users.users_besides(
-            self.location_of(earlier), earlier.id))
+        self.assertEqual({later.id}, besides(
+            users, self.location_of(earlier), earlier.id))
 
         users.refresh(self.context)
         users.claimed(self.claim(later))
 
-        self.assertEqual(set(), users.users_besides(
-            self.location_of(later), later.id))
+        self.assertEqual(set(), besides(
+            users, self.location_of(later), later.id))
 
     def test_a_refresh_sees_the_locations_added_since(self):
         users = self.data_users()
@@ -489,10 +503,10 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual({live.id}, users.users_besides(
-            location('file:///srv/images/new'), 'another-image'))
-        self.assertEqual({young.id}, users.users_besides(
-            location('file:///srv/images/young'), 'another-image'))
+        self.assertEqual({live.id}, besides(
+            users, location('file:///srv/images/new'), 'another-image'))
+        self.assertEqual({young.id}, besides(
+            users, location('file:///srv/images/young'), 'another-image'))
 
     def test_a_refresh_reads_only_the_locations_added_since(self):
         self.live_image('file:///srv/images/old')
@@ -526,15 +540,15 @@ class TestDataUsers(DatabaseTestCase):
         live = self.live_image('file:///srv/images/new')
 
         users.refresh(self.context)
-        too_soon = users.users_besides(location('file:///srv/images/new'),
-                                       'another-image')
+        too_soon = besides(users, location('file:///srv/images/new'),
+                           'another-image')
         # A new pass starts over: its first refresh always reads.
         users.forget()
         users.refresh(self.context)
 
         self.assertEqual(set(), too_soon)
-        self.assertEqual({live.id}, users.users_besides(
-            location('file:///srv/images/new'), 'another-image'))
+        self.assertEqual({live.id}, besides(
+            users, location('file:///srv/images/new'), 'another-image'))
 
     def test_the_first_refresh_of_a_pass_always_reads(self):
         users = store_policy.DataUsers(lambda value: value)
@@ -546,8 +560,8 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual({live.id, other.id}, users.users_besides(
-            location('file:///srv/images/a'), 'another-image'))
+        self.assertEqual({live.id, other.id}, besides(
+            users, location('file:///srv/images/a'), 'another-image'))
 
     def test_an_image_restored_since_the_first_refresh_is_still_a_user(self):
         # Restored on another host mid-pass: its location keeps its id, so
@@ -562,8 +576,8 @@ class TestDataUsers(DatabaseTestCase):
 
         users.refresh(self.context)
 
-        self.assertEqual({restored.id}, users.users_besides(
-            location('file:///srv/images/shared'), 'another-image'))
+        self.assertEqual({restored.id}, besides(
+            users, location('file:///srv/images/shared'), 'another-image'))
 
     def test_forget_drops_what_an_earlier_refresh_saw(self):
         live = self.live_image('file:///srv/images/a')
@@ -581,8 +595,8 @@ class TestDataUsers(DatabaseTestCase):
         users.forget()
         users.refresh(self.context)
 
-        self.assertEqual(set(), users.users_besides(
-            location('file:///srv/images/a'), 'another-image'))
+        self.assertEqual(set(), besides(
+            users, location('file:///srv/images/a'), 'another-image'))
 
     def test_forget_drops_the_images_claimed(self):
         # What claimed() removed comes back with the next pass's read, if
@@ -598,8 +612,8 @@ class TestDataUsers(DatabaseTestCase):
         users.forget()
         users.refresh(self.context)
 
-        self.assertEqual({image.id}, users.users_besides(
-            self.location_of(image), 'another-image'))
+        self.assertEqual({image.id}, besides(
+            users, self.location_of(image), 'another-image'))
 
     def test_encrypted_values_are_compared_decrypted(self):
         live = self.live_image(crypt.urlsafe_encrypt(
@@ -612,9 +626,10 @@ class TestDataUsers(DatabaseTestCase):
         deleter.data_users.refresh(self.context)
         deleter.data_users.claimed(self.claim(pending))
 
-        self.assertEqual({live.id}, deleter.data_users.users_besides(
-            self.location_of(pending), pending.id))
-        self.assertEqual({live.id}, deleter.data_users.users_besides(
+        self.assertEqual({live.id}, besides(
+            deleter.data_users, self.location_of(pending), pending.id))
+        self.assertEqual({live.id}, besides(
+            deleter.data_users,
             location(crypt.urlsafe_encrypt(KEY, 'file:///srv/images/a')),
             'another-image'))
 
@@ -627,7 +642,8 @@ class TestDataUsers(DatabaseTestCase):
 
         deleter.data_users.refresh(self.context)
 
-        self.assertEqual({live.id}, deleter.data_users.users_besides(
+        self.assertEqual({live.id}, besides(
+            deleter.data_users,
             location(crypt.urlsafe_encrypt(KEY, 'file:///srv/images/a')),
             'another-image'))
 
@@ -715,7 +731,8 @@ class TestStoreDeleter(SingleStoreTestCase):
 
     def test_shared_data_of_images_claimed_together_is_deleted_once(self):
         # Neither keeps the data for the other: the first worker deletes
-        # it, the second finds it gone.
+        # it, the second finds it gone, and knows why (no sign of a wrong
+        # store for the guard).
         url = self.in_datadir('shared')
         first = self.pending_image(url)
         second = self.pending_image(url)
@@ -725,7 +742,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         self.assertIs(Deletion.DELETED, self.deleter.delete(
             first.id, self.location_of(first)))
         self.assertFalse(os.path.exists(url[len('file://'):]))
-        self.assertIs(Deletion.ALREADY_GONE, self.deleter.delete(
+        self.assertIs(Deletion.GONE_WITH_ANOTHER, self.deleter.delete(
             second.id, self.location_of(second)))
 
     def test_shared_data_goes_with_the_last_image_claimed(self):
