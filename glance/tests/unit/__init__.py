@@ -23,3 +23,20 @@ from oslo_service import backend as _service_backend  # noqa: E402
 
 if _service_backend.get_backend_type() is None:
     _service_backend.init_backend(_service_backend.BackendType.THREADING)
+
+import testtools  # noqa: E402
+
+from glance import context  # noqa: E402
+from glance.db.sqlalchemy import api as db_api  # noqa: E402
+from glance.tests import databases  # noqa: E402
+
+
+class SQLiteTestCase(testtools.TestCase):
+    """A migrated SQLite database the database API is configured for."""
+
+    def setUp(self):
+        super().setUp()
+        self.db = self.useFixture(databases.Database('sqlite'))
+        db_api.configure(connection=self.db.url)
+        self.addCleanup(db_api.reset)
+        self.context = context.get_admin_context()

@@ -40,11 +40,10 @@ import testtools
 
 from glance.common import exception
 from glance.common import store_policy
-from glance import context
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
-from glance.tests import databases
 from glance.tests import seed
+from glance.tests import unit
 
 Deletion = store_policy.Deletion
 CLAIM_TIMEOUT = 600
@@ -175,17 +174,13 @@ def urls_of(image):
     return [location.url for location in image.locations]
 
 
-class ScrubberTestCase(testtools.TestCase):
+class ScrubberTestCase(unit.SQLiteTestCase):
     """A migrated SQLite database and a Scrubber factory."""
 
     backend = 'threading'
 
     def setUp(self):
         super().setUp()
-        self.db = self.useFixture(databases.Database('sqlite'))
-        db_api.configure(connection=self.db.url)
-        self.addCleanup(db_api.reset)
-        self.context = context.get_admin_context()
         self.lock_path = self.useFixture(fixtures.TempDir()).path
         # What a restore on another host uses: the database, not the lock.
         self.other_host_lock_path = self.useFixture(fixtures.TempDir()).path

@@ -37,11 +37,10 @@ import testtools
 from glance.cmd import scrubber as cmd
 from glance.common import crypt
 from glance.common import store_policy
-from glance import context
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
-from glance.tests import databases
 from glance.tests import seed
+from glance.tests import unit
 
 Deletion = store_policy.Deletion
 KEY = 'sixteen byte key'
@@ -342,15 +341,8 @@ class TestDataKey(testtools.TestCase):
 # --- DataUsers --------------------------------------------------------------
 
 
-class DatabaseTestCase(testtools.TestCase):
-    """A migrated SQLite database the API is configured for."""
-
-    def setUp(self):
-        super().setUp()
-        self.db = self.useFixture(databases.Database('sqlite'))
-        db_api.configure(connection=self.db.url)
-        self.addCleanup(db_api.reset)
-        self.context = context.get_admin_context()
+class DatabaseTestCase(unit.SQLiteTestCase):
+    """With images as glance-api leaves them."""
 
     def live_image(self, *urls):
         return seed.insert(self.db.engine, [seed.Image(

@@ -1063,10 +1063,13 @@ def test_restore_writes_nothing_once_a_pass_claimed_the_image(db, context):
     assert snapshot(db.engine) == before
 
 
-def test_restore_writes_nothing_when_the_image_was_deleted_again(
+def test_restore_of_an_image_deleted_again_meanwhile_writes_nothing(
         db, context):
-    # Restored and deleted again meanwhile (another host): a new
-    # deleted_at, and the candidate read before is stale.
+    """Restored and deleted again (another host) since it was read.
+
+    A new deleted_at: the candidate read before is stale. The refusal says
+    what happened, nothing is written, and trying again restores it.
+    """
     image = seed.Image(pending('file:///1'))
     seed.insert(db.engine, [image])
     candidate = api.find_restorable(context, image.id)
@@ -1075,30 +1078,15 @@ def test_restore_writes_nothing_when_the_image_was_deleted_again(
                  datetime.timedelta(seconds=5))
     before = snapshot(db.engine)
 
-    with pytest.raises(exception.Conflict):
-        api.restore_image(context, candidate,
-                          [loc.id for loc in candidate.locations])
-
-    assert snapshot(db.engine) == before
-
-
-def test_restore_refused_after_the_image_changed_says_why(db, context):
-    image = seed.Image(pending('file:///1'))
-    seed.insert(db.engine, [image])
-    candidate = api.find_restorable(context, image.id)
-    update_image(db.engine, image.id,
-                 deleted_at=candidate.deleted_at +
-                 datetime.timedelta(seconds=5))
-
     with pytest.raises(exception.Conflict) as raised:
         api.restore_image(context, candidate,
                           [loc.id for loc in candidate.locations])
 
+    assert snapshot(db.engine) == before
     message = str(raised.value)
     assert "'pending_delete', not 'pending_delete'" not in message
     assert 'changed while it was being restored' in message
     assert 'try again' in message
-    # Trying again does restore it.
     assert restore_all(context, image.id).locations == 1
 
 
