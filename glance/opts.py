@@ -15,6 +15,7 @@
 import itertools
 
 from glance.common import config
+from glance.common import coordination
 from glance import scrubber
 
 
@@ -28,6 +29,7 @@ def list_scrubber_opts():
         (None, list(itertools.chain(config.common_opts,
                                     scrubber.scrubber_opts,
                                     scrubber.scrubber_cmd_cli_opts))),
+        (coordination.GROUP, list(coordination.coordination_opts)),
     ]
 
 

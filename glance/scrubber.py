@@ -46,6 +46,7 @@ from oslo_utils import timeutils
 from oslo_utils import units
 from sqlalchemy import exc as sa_exc
 
+from glance.common import coordination
 from glance.common import exception
 from glance.common import store_checks
 from glance.common import store_policy
@@ -409,9 +410,12 @@ class Scrubber:
     :param scrub_time: ``scrub_time``, seconds an image waits.
     :param lock_path: directory of the lock shared with --restore.
     :param claim_timeout: ``scrub_claim_timeout``: seconds after which the
-        claim of a stopped pass is taken over.
+        claim of a stopped pass is taken over (without coordination).
     :param not_found_ratio: ``scrub_not_found_ratio`` (see NotFoundGuard).
     :param report_interval: seconds between progress lines in a pass.
+    :param membership: which images this scrubber proposes to itself and
+        which abandoned claims it takes over (glance.common.coordination);
+        alone when None.
     """
 
     # A claim is a transaction: one per image would cost the file store
@@ -424,7 +428,8 @@ class Scrubber:
 
     def __init__(self, context, worker, deleter, executors, pool_size,
                  scrub_time, lock_path, claim_timeout=3600,
-                 not_found_ratio=0.5, report_interval=60.0, page_size=None):
+                 not_found_ratio=0.5, report_interval=60.0, page_size=None,
+                 membership=None):
         self._context = context
         self._worker = worker
         self._deleter = deleter
@@ -433,7 +438,8 @@ class Scrubber:
         self.max_in_flight = pool_size + self.MAX_CLAIM
         self._page_size = page_size or self.max_in_flight
         self._scrub_time = scrub_time
-        self._claim_timeout = claim_timeout
+        self._membership = (membership or
+                            coordination.Alone(claim_timeout))
         self._not_found_ratio = not_found_ratio
         self._lock_path = lock_path
         self._report_interval = report_interval
@@ -456,6 +462,11 @@ class Scrubber:
             LOG.info('Waiting for the scrub lock held by a restore or '
                      'another scrub pass')
         try:
+            try:
+                self._membership.join()
+            except coordination.CoordinationLost as error:
+                # Said once, by the membership; the pass is not started.
+                return Summary(aborted=str(error))
             return self._run_pass()
         finally:
             lock.release()
@@ -464,14 +475,23 @@ class Scrubber:
         now = timeutils.utcnow()
         return Queue(self._context, self._page_size,
                      now - datetime.timedelta(seconds=self._scrub_time),
-                     now - datetime.timedelta(seconds=self._claim_timeout))
+                     self._membership.takeover_cutoff(now))
+
+    def _proposed(self, queue):
+        """The queue's images this scrubber is to claim, while it may."""
+        for candidate in queue:
+            if self._membership.lost:
+                return
+            if self._membership.proposes(candidate):
+                yield candidate
 
     def _run_pass(self):
         summary = Summary()
         started = time.monotonic()
         progress = _Progress(self._report_interval, started)
         guard = store_checks.NotFoundGuard(self._not_found_ratio)
-        recorder = _Recorder(self._context, summary, guard)
+        recorder = _Recorder(self._context, summary, guard,
+                             self._membership)
         LOG.info('Scrub pass starting: %(size)d at once on %(backend)s',
                  {'size': self.pool_size,
                   'backend': self._executors.backend})
@@ -481,7 +501,7 @@ class Scrubber:
         in_flight = set()
         executor = self._executors(self.pool_size)
         try:
-            candidates = iter(queue)
+            candidates = self._proposed(queue)
             while not self._stop_taking(guard):
                 size = self._claim_size(progress)
                 # Images claimed beyond those the workers are on.
@@ -501,15 +521,22 @@ class Scrubber:
             while in_flight:
                 self._collect(in_flight, recorder, progress)
             recorder.flush(final=True)
+            self._membership.release_all()
             # The workers are idle now: no need to wait for their threads
             # to notice the shutdown.
             executor.shutdown(wait=False)
-        summary.aborted = guard.verdict()
+        summary.aborted = guard.verdict() or self._lost_coordination()
         summary.seconds = time.monotonic() - started
         LOG.info('Scrub pass summary: %s', summary.describe())
         if summary.aborted:
             LOG.error('Scrub pass stopped early: %s', summary.aborted)
         return summary
+
+    def _lost_coordination(self):
+        if self._membership.lost:
+            return str(coordination.CoordinationLost(
+                reason=self._membership.lost))
+        return None
 
     def _claim_size(self, progress):
         pace = progress.images_per_second()
@@ -520,18 +547,26 @@ class Scrubber:
         if self.stopping:
             LOG.info('Stop requested: taking no more images')
             return True
-        return guard.tripped
+        return guard.tripped or bool(self._membership.lost)
 
     def _claim(self, queue, batch, summary):
         """Claim *batch* on the primary; the images it may scrub."""
         summary.found += len(batch)
+        token = db_api.claim_token()
+        try:
+            # Announced before it is written, so that no other member takes
+            # these claims for abandoned ones.
+            self._membership.hold(token, len(batch))
+        except coordination.CoordinationLost:
+            summary.found -= len(batch)
+            return []
         try:
             # Before the claim: the locations added up to a second ago are
             # seen (DataUsers.REFRESH_INTERVAL).
             self._deleter.data_users.refresh(self._context)
             claims = db_api.claim_images(self._context, batch,
                                          queue.deleted_before,
-                                         queue.claimed_before)
+                                         queue.claimed_before, token=token)
             self._deleter.data_users.claimed(claims)
         except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
             LOG.error('Could not claim %(count)d images, none of their data '
@@ -539,7 +574,8 @@ class Scrubber:
                       {'count': len(batch),
                        'error': store_policy.one_line(error)})
             summary.failed += len(batch)
-            return []
+            claims = []
+        self._membership.release(token, len(batch) - len(claims))
         claimed = {claim.image_id for claim in claims}
         for candidate in batch:
             if candidate.id not in claimed:
@@ -571,16 +607,18 @@ class _Recorder:
     over and finishes the image.
 
     Outcomes pass the NotFoundGuard first: one whose data was missing
-    waits there until the guard trusts the store.
+    waits there until the guard trusts the store. Once written (or given
+    up), an outcome's claim is released from the membership.
     """
 
     BATCH = 100
     MAX_WAIT = 1.0
 
-    def __init__(self, context, summary, guard):
+    def __init__(self, context, summary, guard, membership):
         self._context = context
         self.summary = summary
         self._guard = guard
+        self._membership = membership
         self._waiting = []
         self._oldest = None
 
@@ -624,6 +662,7 @@ class _Recorder:
                 _check_recorded(outcome, recorded[outcome.image_id])
             _log_outcome(outcome)
             self.summary.add(outcome)
+            self._membership.release(outcome.claim.token)
 
 
 def _check_recorded(outcome, recorded):

@@ -37,6 +37,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from glance.common import config
+from glance.common import coordination
 from glance.common import crypt
 from glance.common import exception
 from glance.common import s3_stores
@@ -60,6 +61,7 @@ def register_opts(conf):
     config.register_opts(conf)
     scrubber.register_opts(conf)
     scrubber.register_cli_opts(conf)
+    coordination.register_opts(conf)
     logging.register_options(conf)
     for group, options in concurrency_opts.list_opts():
         conf.register_opts(options, group=group)
@@ -210,13 +212,14 @@ def build_deleter(admin_context, settings, multistore):
         s3_stores=shared_s3)
 
 
-def build_scrubber(admin_context, settings, deleter):
+def build_scrubber(admin_context, settings, deleter, membership):
     return scrubber.Scrubber(
         admin_context, scrubber.Worker(deleter), deleter,
         scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],
         settings['scrub_time'], settings['lock_path'],
         claim_timeout=settings['claim_timeout'],
-        not_found_ratio=settings['not_found_ratio'])
+        not_found_ratio=settings['not_found_ratio'],
+        membership=membership)
 
 
 def restore(admin_context, image_id, lock_path, deleter):
@@ -312,6 +315,8 @@ def main(argv=None):
         settings, admin_context = _start(argv)
         multistore = setup_stores(CONF)
         deleter = build_deleter(admin_context, settings, multistore)
+        membership = coordination.from_config(CONF,
+                                              settings['claim_timeout'])
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)
@@ -321,7 +326,8 @@ def main(argv=None):
             if settings['restore']:
                 return restore(admin_context, settings['restore'],
                                settings['lock_path'], deleter)
-            the_scrubber = build_scrubber(admin_context, settings, deleter)
+            the_scrubber = build_scrubber(admin_context, settings, deleter,
+                                          membership)
             if settings['daemon']:
                 return run_daemon(the_scrubber, settings['wakeup_time'])
             return run_once(the_scrubber)
@@ -330,3 +336,7 @@ def main(argv=None):
         # not recorded is finished by the next pass.
         _fail(error)
         return EXIT_IMAGES_FAILED
+    finally:
+        # The others take this scrubber's share at once, rather than when
+        # its heartbeat has expired.
+        membership.leave()

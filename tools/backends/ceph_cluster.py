@@ -39,7 +39,7 @@ is slow and pointless here. It leaves the files (logs) in DIR.
 Exit status: 0 done; 1 the cluster did not come up (one line on stderr
 says why; whatever was started is killed again) or a daemon would not
 die; 2 bad usage; 3 a Ceph program is missing
-(tools/backends/install_ceph.sh installs them).
+(tools/backends/install_backends.sh installs them).
 
 Standard library only, so any Python 3 can run it.
 """
@@ -233,7 +233,7 @@ def check_programs():
     missing = [name for name in BINARIES if shutil.which(name) is None]
     if missing:
         raise MissingProgram('Ceph programs not found: %s (run '
-                             'tools/backends/install_ceph.sh)'
+                             'tools/backends/install_backends.sh)'
                              % ' '.join(missing))
 
 

@@ -108,10 +108,12 @@ class Candidate:
 
     ``retaken`` marks the claim of a pass that stopped before it finished:
     its data is expected to be partly or wholly gone already.
+    ``claimed_at`` is that claim's token.
     """
 
     id: str
     retaken: bool = False
+    claimed_at: datetime.datetime = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +275,7 @@ def list_abandoned_claims(context, claimed_before, marker=None, limit=100):
     may be partly or wholly gone; what is left must still be deleted.
     """
     image = models.Image
-    query = (sa.select(image.id)
+    query = (sa.select(image.id, image.updated_at)
              .where(image.status == DELETED,
                     image.deleted == sql.true(),
                     image.updated_at <= claimed_before,
@@ -294,8 +296,10 @@ def _page(context, query, marker, limit, retaken):
         query = query.where(models.Image.id > marker)
     query = query.order_by(models.Image.id).limit(limit)
     with _replica_reader(context) as session:
-        ids = session.execute(query).scalars().all()
-    return [Candidate(image_id, retaken) for image_id in ids]
+        rows = session.execute(query).all()
+    if retaken:
+        return [Candidate(row.id, True, row.updated_at) for row in rows]
+    return [Candidate(row.id) for row in rows]
 
 
 # --- claims -----------------------------------------------------------------
@@ -313,7 +317,8 @@ def claim_token():
 
 
 @retry_on_db_error
-def claim_images(context, candidates, deleted_before, claimed_before):
+def claim_images(context, candidates, deleted_before, claimed_before,
+                 token=None):
     """Claim images for scrubbing, in one transaction on the primary.
 
     A candidate is claimed when it is still eligible (pending_delete,
@@ -324,13 +329,15 @@ def claim_images(context, candidates, deleted_before, claimed_before):
     pending_delete locations are read in the same transaction.
 
     :param candidates: Candidates from the queue.
+    :param token: the claim token to write (claim_token()'s); a new one
+        when None.
     :returns: a list of Claim, in image id order; a candidate that is not
         claimable (restored, claimed by another pass, ...) is left out.
     """
     retaken = {candidate.id: candidate.retaken for candidate in candidates}
     if not retaken:
         return []
-    token = claim_token()
+    token = token or claim_token()
     image = models.Image
     claimable = sa.or_(
         sa.and_(image.status == PENDING_DELETE,

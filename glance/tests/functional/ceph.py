@@ -18,7 +18,7 @@
   and rbd bindings directly, never through glance_store, so that what a
   test seeds and checks does not depend on the code under test.
 
-Needs the Debian packages that tools/backends/install_ceph.sh installs,
+Needs the Debian packages that tools/backends/install_backends.sh installs,
 and the bindings made importable by tools/backends/ceph_bindings.py.
 Without them the tests skip, except under CI (``CI=true``), where a
 missing cluster is an error.
@@ -73,7 +73,7 @@ def require_ceph():
     """Raise unavailable() unless the programs and bindings are there."""
     if rados is None or rbd is None:
         raise unavailable('Ceph Python bindings (rados, rbd) not importable: '
-                          'run tools/backends/install_ceph.sh, then '
+                          'run tools/backends/install_backends.sh, then '
                           'tools/backends/ceph_bindings.py with this '
                           'Python (%s)' % sys.executable)
     check = subprocess.run(

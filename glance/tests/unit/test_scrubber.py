@@ -462,9 +462,9 @@ class TestPass(ScrubberTestCase):
         batches = []
         real_claim = db_api.claim_images
 
-        def claim_images(context, batch, *args):
+        def claim_images(context, batch, *args, **kwargs):
             batches.append(len(batch))
-            return real_claim(context, batch, *args)
+            return real_claim(context, batch, *args, **kwargs)
 
         self.useFixture(fixtures.MockPatchObject(db_api, 'claim_images',
                                                  claim_images))
@@ -531,9 +531,9 @@ class TestPass(ScrubberTestCase):
         events = deleter.data_users.events
         real_claim = db_api.claim_images
 
-        def claim_images(context, batch, *args):
+        def claim_images(context, batch, *args, **kwargs):
             events.append('claim')
-            claims = real_claim(context, batch, *args)
+            claims = real_claim(context, batch, *args, **kwargs)
             events.append(('claims', [claim.image_id for claim in claims]))
             return claims
 

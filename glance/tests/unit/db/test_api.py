@@ -325,7 +325,10 @@ def test_lists_only_claims_older_than_claimed_before_with_data_left(
 
     listed = api.list_abandoned_claims(context, claimed_before())
 
-    assert listed == [api.Candidate(abandoned.id, retaken=True)]
+    assert [(found.id, found.retaken) for found in listed] == [
+        (abandoned.id, True)]
+    # With its claim's token, for the coordination's takeover.
+    assert listed[0].claimed_at == image_row(db.engine, abandoned.id)[3]
 
 
 def test_abandoned_claim_stamped_exactly_at_claimed_before_is_listed(

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Install, as root on Debian 12, what tools/backends/ceph_cluster.py needs
-# to run a one-node Ceph cluster: a monitor, an OSD, the ceph and rbd
-# command line tools and the rados/rbd Python bindings. ceph-mgr is left
-# out on purpose: the RBD tests do not need it and it costs ~300 MB.
+# Install, as root on Debian 12, the servers the functional tests start as
+# plain processes of their own:
+# - what tools/backends/ceph_cluster.py needs to run a one-node Ceph
+#   cluster: a monitor, an OSD, the ceph and rbd command line tools and the
+#   rados/rbd Python bindings. ceph-mgr is left out on purpose: the RBD
+#   tests do not need it and it costs ~300 MB.
+# - the coordination backends of the several-scrubbers tests: redis-server
+#   (started on a port of the test's, to be killed on purpose) and etcd.
 #
-# Usage: tools/backends/install_ceph.sh [--when-root]
+# Usage: tools/backends/install_backends.sh [--when-root]
 #
 # --when-root: run by a non-root user, say what is missing and exit 0 (the
-# Ceph tests then skip, outside CI) instead of failing; tox's functional
-# environment calls it that way.
+# tests that need it then skip, outside CI) instead of failing; tox's
+# functional environment calls it that way.
 #
 # Idempotent and silent when everything is already installed. The package
 # lists are refreshed only when an install without them fails, so a
@@ -20,7 +24,7 @@
 set -euo pipefail
 
 readonly packages=(ceph-mon ceph-osd ceph-common python3-rados python3-rbd
-                   uuid-runtime)
+                   uuid-runtime redis-server etcd-server)
 
 # True when every package is installed (not merely known or half-removed).
 all_installed() {
@@ -43,8 +47,8 @@ main() {
     fi
     if [[ $(id -u) -ne 0 ]]; then
         if [[ ${1:-} == --when-root ]]; then
-            echo "$0: Ceph packages missing and not root: the Ceph tests" \
-                 "will skip; install them with: sudo $0" >&2
+            echo "$0: packages missing and not root: the tests that" \
+                 "need them will skip; install them with: sudo $0" >&2
             return 0
         fi
         echo "$0: must run as root (it installs Debian packages)" >&2
