@@ -45,6 +45,7 @@ import uuid
 
 from oslo_config import cfg
 from oslo_log import log as logging
+import tooz
 from tooz import coordination as tooz_coordination
 from tooz import hashring
 
@@ -157,9 +158,14 @@ class Member:
     timeout (the others think this member dead by then), the backend is
     taken for lost.
 
+    A backend that cannot hold capabilities (tooz's file driver) cannot
+    announce claims: abandoned claims are then taken over after the claim
+    timeout, as without coordination.
+
     :param coordinator: a tooz coordinator, not started.
     :param group: the group name.
     :param member_id: this member's id (bytes), unique in the group.
+    :param claim_timeout: ``scrub_claim_timeout``.
     """
 
     # A claim no live member announces is taken over once this old: long
@@ -172,10 +178,12 @@ class Member:
     # until a heartbeat has said what its membership timeout is.
     DEFAULT_SILENCE = 10.0
 
-    def __init__(self, coordinator, group, member_id):
+    def __init__(self, coordinator, group, member_id, claim_timeout):
         self._coordinator = coordinator
         self._group = group.encode()
         self.member_id = member_id
+        self._claim_timeout = claim_timeout
+        self._announces = True
         self._lock = threading.Lock()
         self._started = False
         self._joined = False
@@ -190,7 +198,7 @@ class Member:
         self._watcher = None
 
     @classmethod
-    def from_url(cls, backend_url, group):
+    def from_url(cls, backend_url, group, claim_timeout):
         """A Member for *backend_url*, not yet connected.
 
         :raises InvalidConfiguration: the URL names no usable tooz driver.
@@ -205,7 +213,7 @@ class Member:
                 reason=_('[coordination] backend_url cannot be used: '
                          '%(kind)s: %(error)s')
                 % {'kind': type(error).__name__, 'error': error})
-        return cls(coordinator, group, member_id.encode())
+        return cls(coordinator, group, member_id.encode(), claim_timeout)
 
     # --- membership ---------------------------------------------------------
 
@@ -240,6 +248,7 @@ class Member:
                 self._group, self._capabilities()).get()
         except tooz_coordination.MemberAlreadyExist:
             self._publish()
+        self._check_announcements()
         self._beat()
         with self._lock:
             self._joined = True
@@ -273,7 +282,8 @@ class Member:
     # --- sharing the images -------------------------------------------------
 
     def takeover_cutoff(self, now):
-        return now - datetime.timedelta(seconds=self.ORPHAN_AGE)
+        age = self.ORPHAN_AGE if self._announces else self._claim_timeout
+        return now - datetime.timedelta(seconds=age)
 
     def proposes(self, candidate):
         """Whether this member is to claim *candidate* now.
@@ -338,9 +348,20 @@ class Member:
             return {'claims': sorted(self._held)}
 
     def _publish(self):
+        if not self._announces:
+            return
         self._coordinator.update_capabilities(
             self._group, self._capabilities()).get()
         self._answered()
+
+    def _check_announcements(self):
+        try:
+            self._publish()
+        except tooz.NotImplemented:
+            self._announces = False
+            LOG.info('The coordination backend cannot announce claims: the '
+                     'claims of a scrubber that stopped are taken over '
+                     'after scrub_claim_timeout')
 
     def _publish_quietly(self):
         # Announcing a claim for too long is harmless: it only keeps it from
@@ -455,4 +476,4 @@ def from_config(conf, claim_timeout):
     url = conf.coordination.backend_url
     if not url:
         return Alone(claim_timeout)
-    return Member.from_url(url, conf.coordination.group_name)
+    return Member.from_url(url, conf.coordination.group_name, claim_timeout)

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from glance.tests.functional import coordination_servers as servers
+from glance.tests import coordination_servers as servers
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests.functional import test_data_safety
