@@ -89,9 +89,9 @@ class Cluster:
     def host(self, name):
         return self.config.on_another_host(self.tmp_path / name)
 
-    def start(self, stack, count):
+    def start(self, stack, count, env=None):
         members = [stack.enter_context(fixtures.RunningScrubber(
-            self.host('host%d' % number), '--daemon'))
+            self.host('host%d' % number), '--daemon', env=env))
             for number in range(count)]
         wait_for_group(members, count)
         return members
@@ -229,14 +229,18 @@ def test_a_killed_member_is_taken_over(database, config, tmp_path, proxy,
             image.id, count)
 
 
+@pytest.mark.parametrize('backend', ('threading',), indirect=True)
 @pytest.mark.parametrize('database', ('postgresql',), indirect=True)
 def test_without_the_backend_no_new_image_is_taken_until_it_is_back(
-        database, config, tmp_path, proxy, s3_bucket, own_redis):
-    """The backend dies in the middle of the passes, then comes back."""
+        database, backend, config, tmp_path, proxy, s3_bucket, own_redis):
+    """The backend dies in the middle of the passes, then comes back.
+
+    On the threading backend (the others run on eventlet's).
+    """
     cluster = Cluster(config, tmp_path, proxy, s3_bucket, own_redis.url)
     engine = database.engine
     with contextlib.ExitStack() as stack:
-        members = cluster.start(stack, 2)
+        members = cluster.start(stack, 2, env=backend)
         images = cluster.seed(engine, 150)
         fixtures.wait_until(lambda: sum(cluster.deletes().values()) >= 10,
                             60, what='some objects deleted')
@@ -250,7 +254,7 @@ def test_without_the_backend_no_new_image_is_taken_until_it_is_back(
         scrubbed = scrubbed_count(engine, images)
         time.sleep(3)
         assert scrubbed_count(engine, images) == scrubbed < len(images)
-        once = fixtures.run_scrubber(cluster.host('cron'))
+        once = fixtures.run_scrubber(cluster.host('cron'), env=backend)
         assert once.returncode == 1, once.describe()
         assert once.stderr.strip().splitlines()[-1].startswith(
             'glance-scrubber: The coordination backend is unreachable'), \
