@@ -22,6 +22,7 @@ import collections
 from concurrent import futures
 import contextlib
 import os
+import re
 import signal
 import time
 
@@ -142,6 +143,12 @@ def restore_while_scrubbing(cluster, images):
     return {image_id: run.result() for image_id, run in runs.items()}
 
 
+def group_views(output):
+    """The member counts a member logged, in order."""
+    return [int(count) for count in
+            re.findall(r'Scrubber group \S+: (\d+) members', output)]
+
+
 def scrubbed_by(run):
     return sum(summary['scrubbed'] for summary in run.summaries)
 
@@ -171,11 +178,16 @@ def test_members_share_the_images_and_a_restore_anywhere_is_safe(
                     if run.returncode == 0}
         wait_scrubbed(engine, [image for image in images
                                if image.id not in restored], timeout=120)
+        views = [group_views(member.output()) for member in members]
         runs = [member.stop() for member in members]
 
     for run in runs:
         assert run.returncode == 0, run.describe()
         assert 'Traceback' not in run.output, run.describe()
+    # The passes (about 10 s) outlast the membership timeout (3 s): the
+    # heartbeats went on, no member ever looked dead to another.
+    for view in views:
+        assert view[view.index(MEMBERS):] == [MEMBERS], views
     deletes = cluster.deletes()
     for run in restores.values():
         assert run.returncode in (0, 2), run.describe()
