@@ -76,6 +76,16 @@ def s3_bucket(moto_server):
                              'images-%s' % uuid.uuid4().hex[:12]).create()
 
 
+@pytest.fixture
+def proxy(request, moto_server):
+    """The counting proxy in front of the moto server, by image.
+
+    A test module that wants a delay overrides it: ``def proxy(proxy)``.
+    """
+    return use(request, fixtures.CountingProxy(moto_server.endpoint,
+                                               group_of=scenario.image_of))
+
+
 @pytest.fixture(scope='session')
 def ceph_cluster(request):
     """A one-node Ceph cluster shared by the session's tests."""

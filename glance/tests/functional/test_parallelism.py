@@ -40,11 +40,8 @@ THREE_LOCATION_IMAGES = 4
 
 
 @pytest.fixture
-def proxy(request, moto_server):
-    proxy = fixtures.CountingProxy(moto_server.endpoint, delay=DELAY,
-                                   group_of=scenario.image_of)
-    proxy.setUp()
-    request.addfinalizer(proxy.cleanUp)
+def proxy(proxy):
+    proxy.delay = DELAY
     return proxy
 
 

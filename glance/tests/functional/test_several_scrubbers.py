@@ -44,11 +44,8 @@ TAKEOVER_TIMEOUT = 60 + 60
 
 
 @pytest.fixture
-def proxy(request, moto_server):
-    proxy = fixtures.CountingProxy(moto_server.endpoint, delay=DELAY,
-                                   group_of=scenario.image_of)
-    proxy.setUp()
-    request.addfinalizer(proxy.cleanUp)
+def proxy(proxy):
+    proxy.delay = DELAY
     return proxy
 
 
