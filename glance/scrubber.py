@@ -444,9 +444,17 @@ class Scrubber:
         self._lock_path = lock_path
         self._report_interval = report_interval
         self._stopping = threading.Event()
+        self._stop_reason = None
 
-    def stop(self):
-        """Stop taking new images; the images in flight are finished."""
+    def stop(self, reason=None):
+        """Stop taking new images; the images in flight are finished.
+
+        Safe in a signal handler: it logs nothing (a log write interrupted
+        by another one fails), the pass says it stopped.
+
+        :param reason: why, for that log line (a signal's name, say).
+        """
+        self._stop_reason = reason
         self._stopping.set()
 
     @property
@@ -545,7 +553,8 @@ class Scrubber:
 
     def _stop_taking(self, guard):
         if self.stopping:
-            LOG.info('Stop requested: taking no more images')
+            LOG.info('Stop requested (%s): taking no more images, finishing '
+                     'the images in flight', self._stop_reason or 'stop')
             return True
         return guard.tripped or bool(self._membership.lost)
 
@@ -872,6 +881,7 @@ class Daemon(service.Service):
             while not self._stopping.is_set():
                 self._run_pass()
                 self._sleep(self._wakeup_time)
+            LOG.info('Scrubber daemon stopped')
         finally:
             self._finished.set()
 
@@ -890,12 +900,10 @@ class Daemon(service.Service):
                 return
             self._stopping.wait(min(left, self.SLEEP_SLICE))
 
-    def request_stop(self):
-        if not self._stopping.is_set():
-            LOG.info('Scrubber daemon stopping: finishing the images in '
-                     'flight')
+    def request_stop(self, reason=None):
+        """Ask the loop to end; safe in a signal handler (no logging)."""
         self._stopping.set()
-        self._scrubber.stop()
+        self._scrubber.stop(reason)
 
     def stop(self, graceful=True):
         self.request_stop()

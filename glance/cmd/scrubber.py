@@ -277,10 +277,10 @@ def run_daemon(the_scrubber, wakeup_time):
 
 
 def _on_stop_signals(request_stop):
+    # No logging in the handler: it may interrupt a log write, and the
+    # stream would refuse the reentrant call. The pass logs the stop.
     def handle(signum, frame):
-        LOG.info('Signal %s: finishing the images in flight, then exiting',
-                 signal.Signals(signum).name)
-        request_stop()
+        request_stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

@@ -13,6 +13,7 @@
 """glance-scrubber's start-up checks: bad input is refused before work."""
 
 import os
+import signal
 
 import fixtures
 from oslo_config import cfg
@@ -131,3 +132,21 @@ class TestStoreTypes(testtools.TestCase):
             self.conf_with(backends={'fast': 'file', 'odd': 'floppy'}))
         self.assertIn('enabled_backends names unknown store types: '
                       'odd:floppy', str(error))
+
+
+class TestStopSignals(testtools.TestCase):
+
+    def test_the_handler_asks_for_a_stop_and_logs_nothing(self):
+        # A handler that logs can interrupt a log write of the pass, and
+        # the stream then fails with a traceback ("reentrant call").
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        logs = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
+        requests = []
+
+        cmd._on_stop_signals(requests.append)
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+
+        self.assertEqual(['SIGTERM', 'SIGINT'], requests)
+        self.assertEqual('', logs.output)

@@ -52,7 +52,7 @@ class FakeScrubber:
             if self.passes_wanted and len(self.runs) >= self.passes_wanted:
                 self.enough.set()
 
-    def stop(self):
+    def stop(self, reason=None):
         self.stopped.set()
 
 
