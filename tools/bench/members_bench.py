@@ -1,0 +1,285 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Scrub throughput with 1, 2 and 3 scrubbers sharing one database.
+
+    python tools/bench/members_bench.py [--quick] [--runs N] [--write-docs]
+
+(``tox -e bench-members``.) Each run starts M ``glance-scrubber --daemon``
+processes (wakeup_time 1 s, each with a lock_path of its own, as on
+separate hosts) in one tooz group on the machine's Redis, on a new
+PostgreSQL database, waits until each sees M members, inserts N eligible
+pending_delete images (their data already in the store) and times the
+insert plus the scrub, until every image is scrubbed. It checks that the
+store is empty, that every S3 object got exactly one DELETE and that each
+daemon exits 0, and prints one row per cell and member count.
+
+Cells: latency-bound (S3: moto behind the counting proxy, which adds
+LATENCY to each request) and CPU-bound (the file store, empty files).
+With --write-docs it also writes doc/source/admin/
+scrubber-members-benchmark.rst. Not part of the test suite.
+"""
+
+import argparse
+import collections
+import contextlib
+import dataclasses
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+BENCH = pathlib.Path(__file__).resolve().parent
+TREE = BENCH.parent.parent
+sys.path.insert(0, str(TREE))
+
+import sqlalchemy as sa  # noqa: E402
+
+from glance.tests import coordination_servers  # noqa: E402
+from glance.tests import databases  # noqa: E402
+from glance.tests.functional import fixtures as harness  # noqa: E402
+from glance.tests.functional import scenario  # noqa: E402
+from glance.tests import seed  # noqa: E402
+
+RST_PATH = TREE / 'doc' / 'source' / 'admin' / 'scrubber-members-benchmark.rst'
+LATENCY = 0.025  # seconds the proxy adds to each S3 request
+POOL_SIZE = 4
+MEMBER_COUNTS = (1, 2, 3)
+SCRUB_TIMEOUT = 900
+
+
+@dataclasses.dataclass
+class Cell:
+    name: str
+    store: str
+    images: int
+
+
+@dataclasses.dataclass
+class Run:
+    seconds: float
+    per_member: list
+    deletes_per_object: set
+    clean: bool
+
+
+def cells(quick):
+    scale = 5 if quick else 1
+    return [Cell('latency-bound', 's3', 1500 // scale),
+            Cell('CPU-bound', 'file', 10000 // scale)]
+
+
+class Stores:
+    """The store of a cell, in *folder*; S3 through a counting proxy."""
+
+    def __init__(self, cell, folder, stack):
+        self.cell = cell
+        if cell.store == 'file':
+            self.store = harness.FileStore(os.path.join(folder, 'images'))
+            self.proxy = None
+            return
+        moto = stack.enter_context(harness.MotoServer())
+        self.proxy = stack.enter_context(
+            harness.CountingProxy(moto.endpoint, delay=LATENCY))
+        self.store = harness.S3Bucket(moto.endpoint, 'bench',
+                                      url_netloc=self.proxy.netloc).create()
+
+    def configure(self, config):
+        if self.proxy is None:
+            return config.use_file_store(self.store.datadir)
+        config.set('glance_store', filesystem_store_datadir=None)
+        return config.use_s3_store(self.proxy.endpoint, self.store.name)
+
+    def left(self):
+        if self.proxy is None:
+            return self.store.names()
+        return self.store.keys()
+
+    def deletes_per_object(self):
+        if self.proxy is None:
+            return set()
+        counts = collections.Counter(
+            request.path for request in self.proxy.finished_requests()
+            if request.method == 'DELETE')
+        return set(counts.values())
+
+
+def unfinished(engine):
+    """Images not yet scrubbed: pending_delete, or claimed and not done."""
+    with engine.connect() as connection:
+        return connection.scalar(
+            sa.select(sa.func.count()).select_from(seed.LOCATIONS)
+            .where(seed.LOCATIONS.c.status == 'pending_delete'))
+
+
+def run_once(cell, members, redis_url):
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
+        database = stack.enter_context(databases.Database('postgresql'))
+        stores = Stores(cell, folder, stack)
+        config = stores.configure(harness.ScrubberConfig(
+            os.path.join(folder, 'base.conf'), database.url,
+            os.path.join(folder, 'locks'), scrub_pool_size=POOL_SIZE,
+            scrub_time=scenario.SCRUB_TIME, wakeup_time=1))
+        config.set('coordination', backend_url=redis_url,
+                   group_name=coordination_servers.unique_group())
+        images = scenario.pending_images([scenario.Placement(stores.store)],
+                                         cell.images, 1)
+        daemons = [stack.enter_context(harness.RunningScrubber(
+            config.on_another_host(os.path.join(folder, 'host%d' % n)),
+            '--daemon')) for n in range(members)]
+        line = ': %d members (' % members
+        harness.wait_until(lambda: all(line in d.output() for d in daemons),
+                           60, what='%d members' % members)
+        started = time.monotonic()
+        seed.insert(database.engine, images)
+        harness.wait_until(lambda: unfinished(database.engine) == 0,
+                           SCRUB_TIMEOUT, interval=0.05, what='scrubbed')
+        seconds = time.monotonic() - started
+        runs = [daemon.stop() for daemon in daemons]
+        per_member = [sum(summary['scrubbed'] for summary in run.summaries)
+                      for run in runs]
+        clean = (all(run.returncode == 0 for run in runs) and
+                 not stores.left() and sum(per_member) == cell.images)
+        return Run(seconds, per_member, stores.deletes_per_object(), clean)
+
+
+@dataclasses.dataclass
+class Result:
+    cell: Cell
+    members: int
+    runs: list
+
+    @property
+    def seconds(self):
+        return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def images_per_second(self):
+        return self.cell.images / self.seconds
+
+    def row(self, baseline):
+        spread = '%.1f (%.1f-%.1f)' % (
+            self.seconds, min(r.seconds for r in self.runs),
+            max(r.seconds for r in self.runs))
+        deletes = set().union(*(r.deletes_per_object for r in self.runs))
+        return [self.cell.name, self.cell.store, str(self.members),
+                str(self.cell.images), str(POOL_SIZE), spread,
+                '%.0f' % self.images_per_second,
+                '%.2fx' % (self.images_per_second / baseline),
+                ' / '.join(str(n) for n in self.runs[-1].per_member),
+                ', '.join(str(n) for n in sorted(deletes)) or 'n/a',
+                'ok' if all(r.clean for r in self.runs) else 'FAILED']
+
+
+HEADER = ['cell', 'store', 'members', 'N', 'pool', 'seconds (min-max)',
+          'img/s', 'speedup', 'scrubbed per member (last run)',
+          'DELETEs per object', 'check']
+
+
+def measure(quick, runs):
+    redis_url = coordination_servers.shared_redis_url()
+    results = []
+    for cell in cells(quick):
+        for members in MEMBER_COUNTS:
+            result = Result(cell, members,
+                            [run_once(cell, members, redis_url)
+                             for _ in range(runs)])
+            results.append(result)
+            print('%s, %d members: %.1f s, %.0f img/s' % (
+                cell.name, members, result.seconds,
+                result.images_per_second), flush=True)
+    return results
+
+
+def rows(results):
+    table = []
+    for result in results:
+        baseline = next(r for r in results if r.cell == result.cell and
+                        r.members == 1).images_per_second
+        table.append(result.row(baseline))
+    return table
+
+
+def print_table(table):
+    widths = [max(len(row[i]) for row in [HEADER] + table)
+              for i in range(len(HEADER))]
+    for row in [HEADER] + table:
+        print('  '.join(value.ljust(width)
+                        for value, width in zip(row, widths)))
+
+
+def write_rst(table, runs):
+    lines = [
+        '.. This file is generated by tools/bench/members_bench.py',
+        '   --write-docs; edit the script, not this file.',
+        '',
+        'Several scrubbers: benchmark',
+        '============================',
+        '',
+        'Measured %s on the machine of the main benchmark (2 cores, shared '
+        'by the scrubbers, PostgreSQL, Redis, moto and the proxy).'
+        % time.strftime('%Y-%m-%d'),
+        '',
+        'Method. A member is a ``glance-scrubber --daemon`` with '
+        '``wakeup_time = 1`` and a lock_path of its own (as on a host of its '
+        'own), in one tooz group on Redis. For each cell and member count '
+        '(%d runs, median), the members start on a new PostgreSQL database '
+        'and an empty queue; once each sees all members, N eligible images '
+        '(data already in the store, one location each) are inserted, and '
+        'the time from the start of the insert until no location is '
+        '``pending_delete`` is measured: it includes the insert and up to '
+        'one wakeup_time (1 s). Each member scrubs ``scrub_pool_size = %d`` '
+        'images at once. The latency-bound cell deletes from moto\'s S3 '
+        'through a proxy adding %d ms to each request (a HEAD and a DELETE '
+        'per image); the CPU-bound cell deletes empty files. Every run '
+        'checks that the store is empty, that each member exited 0 and, on '
+        'S3, that each object got exactly one DELETE.'
+        % (runs, POOL_SIZE, LATENCY * 1000),
+        '',
+        '.. list-table::',
+        '   :header-rows: 1',
+        '',
+    ]
+    for row in [HEADER] + table:
+        lines.append('   * - %s' % row[0])
+        lines.extend('     - %s' % value for value in row[1:])
+    lines.append('')
+    RST_PATH.write_text('\n'.join(lines) + '\n')
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='N / 5 and one run: a quick check')
+    parser.add_argument('--runs', type=int, default=None,
+                        help='runs per cell (default 2; 1 with --quick)')
+    parser.add_argument('--write-docs', action='store_true',
+                        help='write %s' % RST_PATH.relative_to(TREE))
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runs = args.runs or (1 if args.quick else 2)
+    table = rows(measure(args.quick, runs))
+    print_table(table)
+    if args.write_docs:
+        write_rst(table, runs)
+        print('wrote %s' % RST_PATH)
+    return 0 if all(row[-1] == 'ok' for row in table) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
