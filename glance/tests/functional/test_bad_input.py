@@ -67,6 +67,12 @@ def bad_encryption_key(config, tmp_path):
     config.set('DEFAULT', metadata_encryption_key='too short')
 
 
+def coordination_url(url):
+    def change(config, tmp_path):
+        config.set('coordination', backend_url=url)
+    return change
+
+
 def nothing(config, tmp_path):
     pass
 
@@ -95,6 +101,11 @@ CASES = [
      {}, ['/nonexistent.conf']),
     ('unknown-concurrency-backend', nothing, (),
      {fixtures.BACKEND_VARIABLE: 'nosuch'}, [fixtures.BACKEND_VARIABLE]),
+    ('unknown-coordination-backend', coordination_url('nosuch://host'), (),
+     {}, ['[coordination] backend_url', 'nosuch']),
+    # kazoo, ZooKeeper's client, is not installed.
+    ('coordination-client-missing', coordination_url('zookeeper://host'), (),
+     {}, ['[coordination] backend_url']),
 ]
 
 
