@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import subprocess
-import unittest
 import urllib.parse
 import urllib.request
 import uuid
@@ -46,14 +45,7 @@ MEMBERSHIP_TIMEOUT = 3
 START_TIMEOUT = 30
 
 
-class BackendUnavailable(RuntimeError):
-    """A coordination backend is missing, under CI where that is an error."""
-
-
-def unavailable(reason):
-    if databases.under_ci():
-        return BackendUnavailable(reason)
-    return unittest.SkipTest(reason)
+unavailable = databases.unavailable
 
 
 def unique_group():

@@ -51,6 +51,20 @@ def under_ci():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
 
+class Unavailable(RuntimeError):
+    """Something a test needs is missing, under CI where that is an error."""
+
+
+def unavailable(reason):
+    """The exception for a missing server or program a test needs.
+
+    SkipTest, or under CI (where every backend is installed) an error.
+    """
+    if under_ci():
+        return Unavailable(reason)
+    return unittest.SkipTest(reason)
+
+
 def _server(backend):
     """The oslo.db provisioning backend for a server, checked once."""
     if backend not in _servers:

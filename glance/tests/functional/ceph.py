@@ -30,7 +30,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import unittest
 import urllib.parse
 
 import fixtures
@@ -58,15 +57,7 @@ CLIENT_TIMEOUT = 30
 LOG_LINES = 20
 
 
-class CephUnavailable(RuntimeError):
-    """Ceph is not installed, under CI where that is an error."""
-
-
-def unavailable(reason):
-    """The exception for a missing Ceph: SkipTest, or under CI an error."""
-    if databases.under_ci():
-        return CephUnavailable(reason)
-    return unittest.SkipTest(reason)
+unavailable = databases.unavailable
 
 
 def require_ceph():
