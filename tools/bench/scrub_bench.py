@@ -752,6 +752,9 @@ def write_rst(results, checks, meta, path=RST_PATH):
         'measure the harness as much as the scrubber. The memory cells '
         'run once.' % meta.get('upstream_file_n', '?'),
         '',
+        'One scrubber per cell here; several sharing a database: '
+        ':doc:`scrubber-members-benchmark`.',
+        '',
     ]
     if any(result.get('unscrubbed') for result in results):
         lines += [
