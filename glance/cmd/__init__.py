@@ -26,6 +26,7 @@ The choice is made once per process and applies to oslo.service too.
 
 import os
 import sys
+import warnings
 
 BACKEND_VARIABLE = 'OS_GLANCE_SCRUBBER_BACKEND'
 BACKENDS = ('eventlet', 'threading')
@@ -47,13 +48,17 @@ def _selected_backend():
 BACKEND = _selected_backend()
 
 if BACKEND == 'eventlet':
-    import warnings
     # eventlet warns on import that it is deprecated; the operator chose it
     # knowingly, and the threading backend is the way off it.
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         import eventlet
     eventlet.monkey_patch()
+else:
+    # futurist imports eventlet whenever it is installed, and eventlet's
+    # deprecation warning would then reach cron's mail on every run of a
+    # backend that does not use it.
+    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
 
 from oslo_service import backend as service_backend  # noqa: E402
 
