@@ -50,6 +50,7 @@ from tooz import coordination as tooz_coordination
 from tooz import hashring
 
 from glance.common import exception
+from glance.common import store_policy
 from glance.i18n import _
 
 LOG = logging.getLogger(__name__)
@@ -448,7 +449,7 @@ class Member:
             action()
         except Exception as error:  # noqa: BLE001 - drivers raise their own
             with self._lock:
-                self._lose_locked(_one_line(error))
+                self._lose_locked(store_policy.one_line(error))
                 reason = self._lost
             raise CoordinationLost(reason=reason)
 
@@ -461,11 +462,6 @@ class Member:
             LOG.warning('Coordination backend unreachable: this scrubber '
                         'takes no new image until it is back (images in '
                         'flight are finished): %s', reason)
-
-
-def _one_line(error):
-    text = ' '.join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + '...'
 
 
 def from_config(conf, claim_timeout):
