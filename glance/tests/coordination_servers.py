@@ -13,7 +13,8 @@
 """Coordination backends for the several-scrubbers tests: real servers.
 
 - the machine's Redis (127.0.0.1:6379, or GLANCE_TEST_REDIS_URL), shared:
-  each test uses a group name of its own;
+  each test uses a group name of its own; when it does not answer, a
+  redis-server this test process starts once instead;
 - a redis-server or an etcd (Debian's redis-server and etcd-server) the
   test starts on ports of its own, in a folder of its own, to stop and
   start again on purpose.
@@ -22,6 +23,7 @@ A missing program or server skips the test, except under CI (CI=true),
 where it fails it (tools/backends/install_backends.sh installs them).
 """
 
+import atexit
 import os
 import shutil
 import socket
@@ -58,16 +60,32 @@ def with_membership_timeout(url):
 
 
 def shared_redis_url():
-    """The machine's Redis, checked reachable."""
+    """The machine's Redis if it answers, else a redis-server of our own.
+
+    The machine's Redis is a service the tests share, not one they own: if
+    it is down, the tests still run against a real Redis, started once for
+    this test process and killed when it exits.
+    """
     parts = urllib.parse.urlsplit(SHARED_REDIS_URL)
     try:
         with socket.create_connection((parts.hostname, parts.port or 6379),
                                       timeout=2):
             pass
-    except OSError as error:
-        raise unavailable('Redis at %s unreachable: %s'
-                          % (SHARED_REDIS_URL, error))
+    except OSError:
+        return _process_redis().url
     return with_membership_timeout(SHARED_REDIS_URL)
+
+
+_PROCESS_REDIS = []
+
+
+def _process_redis():
+    if not _PROCESS_REDIS:
+        redis = RedisServer()
+        redis.setUp()
+        atexit.register(redis.cleanUp)
+        _PROCESS_REDIS.append(redis)
+    return _PROCESS_REDIS[0]
 
 
 def _program(name):
