@@ -16,6 +16,11 @@ Only the ``db`` commands the scrubber tree needs: ``db sync`` lays down
 the schema, ``db version`` prints the revision the database is at. The
 scrubber never migrates; it works on any database with glance's schema,
 including one made by upstream Glance's own migrations.
+
+The schema ``db sync`` leaves is upstream Glance's, recorded under
+upstream's own revision id, so that upstream's ``glance-manage`` takes
+the database over as one of its own. A database at a revision only
+upstream knows (older or newer) is left alone.
 """
 
 import sys
@@ -50,9 +55,14 @@ def db_sync():
                 'release; its schema is left as it is.')
               % ', '.join(sorted(foreign)))
         return EXIT_OK
+    head = alembic_migrations.head_revision()
+    if alembic_migrations.current_revisions(engine) == {head}:
+        # Upstream's own db sync leaves this revision too.
+        print(_('The database is already at revision %s; nothing to do.')
+              % head)
+        return EXIT_OK
     alembic_migrations.upgrade(engine)
-    print(_('Database is at revision %s.')
-          % alembic_migrations.head_revision())
+    print(_('Database is at revision %s.') % head)
     return EXIT_OK
 
 

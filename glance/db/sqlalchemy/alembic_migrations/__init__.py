@@ -10,7 +10,13 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Alembic migrations that create the glance schema on a fresh database."""
+"""Alembic migrations that create the glance schema on a fresh database.
+
+The head is a revision id of upstream Glance's own history, and the schema
+at it is upstream's at that revision, so that upstream's glance-manage
+takes over any database this tree created. A later revision here must
+likewise be one upstream released, reproducing upstream's schema at it.
+"""
 
 import os
 

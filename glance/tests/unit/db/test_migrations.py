@@ -13,8 +13,10 @@
 """`glance-manage db sync|version`, run as the real console script.
 
 On every backend: a second sync changes nothing, version prints the
-revision, and a database at a revision of another glance release (an
-upstream database, newer than this tree) is left exactly as it is.
+revision, a database an earlier release of this tree stamped
+``scrubber_initial`` is brought to the same schema and revision as a fresh
+one, and a database at a revision of another glance release (an upstream
+database, newer than this tree) is left exactly as it is.
 
 The command's start-up (about 1.5 s of CPU) dominates, so the module
 prepares one database per scenario and backend, runs the commands of all
@@ -35,6 +37,16 @@ from glance.tests.unit.db import set_up_database
 from glance.tests import utils
 
 UPSTREAM_REVISION = '2025_1_contract01'
+# The only revision of earlier releases of this tree.
+EARLIER_RELEASE_REVISION = 'scrubber_initial'
+# Upstream Glance's schema, which db sync creates.
+UPSTREAM_TABLES = {
+    'alembic_version', 'images', 'image_locations', 'image_properties',
+    'image_tags', 'image_members', 'tasks', 'task_info',
+    'metadef_namespaces', 'metadef_resource_types',
+    'metadef_namespace_resource_types', 'metadef_objects',
+    'metadef_properties', 'metadef_tags', 'node_reference',
+    'cached_images'}
 
 
 def glance_manage():
@@ -126,9 +138,10 @@ def move_to_upstream_revision(engine):
         connection.exec_driver_sql(
             "UPDATE alembic_version SET version_num = '%s'"
             % UPSTREAM_REVISION)
-        # Upstream has tables this tree does not know; they must survive.
+        # A newer upstream may have tables this tree does not know; they
+        # must survive.
         connection.exec_driver_sql(
-            'CREATE TABLE tasks (id VARCHAR(36) PRIMARY KEY)')
+            'CREATE TABLE newer_upstream_table (id VARCHAR(36) PRIMARY KEY)')
 
 
 @dataclasses.dataclass
@@ -187,6 +200,12 @@ def scenarios(request, tmp_path_factory):
             first_round[('sync-twice', backend)] = ['db', 'sync']
         if every.add('version', backend, migrate=True):
             first_round[('version', backend)] = ['db', 'version']
+        earlier = every.add('earlier-release', backend, migrate=False)
+        if earlier:
+            alembic_migrations.upgrade(earlier.db.engine,
+                                       EARLIER_RELEASE_REVISION)
+            insert_image(earlier.db.engine, 'kept-across-the-upgrade')
+            first_round[('earlier-release', backend)] = ['db', 'sync']
         foreign = every.add('foreign', backend, migrate=True)
         if foreign:
             move_to_upstream_revision(foreign.db.engine)
@@ -219,9 +238,7 @@ def test_sync_creates_the_schema_at_head(scenarios, backend):
     assert_clean_success(scenario.results[0])
     assert 'Database is at revision %s.' % head in scenario.results[0].stdout
     assert scenario.versions_after_first_sync == [head]
-    assert set(scenario.schema_before) == {
-        'alembic_version', 'images', 'image_locations', 'image_properties',
-        'image_tags', 'image_members'}
+    assert set(scenario.schema_before) == UPSTREAM_TABLES
 
 
 @pytest.mark.parametrize('backend', databases.BACKENDS)
@@ -231,9 +248,27 @@ def test_second_sync_is_a_no_op(scenarios, backend):
     assert len(scenario.results) == 2, 'the first sync failed'
 
     assert_clean_success(scenario.results[1])
+    assert ('already at revision %s; nothing to do'
+            % alembic_migrations.head_revision()) in scenario.results[1].stdout
     assert schema_snapshot(engine) == scenario.schema_before
     assert alembic_versions(engine) == [alembic_migrations.head_revision()]
     assert image_ids(engine) == ['kept-across-syncs']
+
+
+@pytest.mark.parametrize('backend', databases.BACKENDS)
+def test_sync_upgrades_a_database_of_an_earlier_release(scenarios, backend):
+    """scrubber_initial gets the schema and revision of a fresh sync."""
+    scenario = scenarios.get('earlier-release', backend)
+    fresh = scenarios.get('sync-twice', backend)
+    engine = scenario.db.engine
+    head = alembic_migrations.head_revision()
+
+    assert_clean_success(scenario.results[0])
+    assert 'Database is at revision %s.' % head in scenario.results[0].stdout
+    assert alembic_versions(engine) == [head]
+    assert set(schema_snapshot(engine)) == UPSTREAM_TABLES
+    assert schema_snapshot(engine) == fresh.schema_before
+    assert image_ids(engine) == ['kept-across-the-upgrade']
 
 
 @pytest.mark.parametrize('backend', databases.BACKENDS)
