@@ -24,15 +24,23 @@ function install_glance_scrubber {
     mapfile -t extra_packages < <(_glance_scrubber_extra_packages)
     python3 -m venv "${venv_options[@]}" "$GLANCE_SCRUBBER_VENV"
     "$GLANCE_SCRUBBER_VENV/bin/pip" install --upgrade pip
+    # Under the constraints the tree is tested with (its own
+    # upper-constraints.txt unless GLANCE_SCRUBBER_CONSTRAINTS names
+    # another), so a new release upstream cannot break the stack.
     "$GLANCE_SCRUBBER_VENV/bin/pip" install \
+        -c "$GLANCE_SCRUBBER_CONSTRAINTS" \
         -e "$GLANCE_SCRUBBER_DIR" "${extra_packages[@]}"
 }
 
 # Python packages the configured database and stores need beyond the
-# tree's requirements (which bring PyMySQL and the S3 store).
+# tree's requirements (which bring the S3 and Swift stores but no
+# database driver).
 function _glance_scrubber_extra_packages {
     if [[ "$DATABASE_TYPE" == "postgresql" ]]; then
-        echo psycopg2-binary
+        # Built against devstack's libpq, as devstack's own psycopg2 is.
+        echo psycopg2
+    else
+        echo PyMySQL
     fi
     if is_service_enabled s-proxy; then
         echo python-swiftclient

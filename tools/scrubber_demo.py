@@ -11,20 +11,28 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Show glance-scrubber at work on the embedded default: SQLite + file store.
+"""Show glance-scrubber at work: parallel scrubbing of a slow store, a restore.
 
 Lays down, under DIR (default: the current directory), a folder
 ``glance-scrubber-demo`` holding a SQLite database made by
-``glance-manage db sync``, a file store and a scrubber config. It fills
-them the way glance-api with ``delayed_delete = True`` leaves deleted
-images (pending_delete rows, data still in the store), next to an active
-image that must survive, then runs the real ``glance-scrubber`` once and
-shows what it did.
+``glance-manage db sync`` and a scrubber config, and starts a local S3
+server (moto) behind a proxy that adds 25 ms to every request, as a
+remote object store does. It fills them the way glance-api with
+``delayed_delete = True`` leaves deleted images (pending_delete rows, the
+objects still in the bucket), next to an active image that must survive,
+then runs the real ``glance-scrubber``:
+
+1. one pass at ``scrub_pool_size = 1`` (serial, upstream's default), then
+   the same number of images at ``scrub_pool_size = 8``, and compares
+   their times;
+2. ``--restore`` of one more deleted image: it comes back ``active``, its
+   object still there.
 
 Usage: python tools/scrubber_demo.py [DIR] [--images N] [--pool-size P]
 """
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -32,100 +40,165 @@ import sys
 
 import sqlalchemy as sa
 
+from glance.tests.functional import fixtures as harness
 from glance.tests import seed
 
+BACKEND = 'objects'
+BUCKET = 'glance-demo'
+LATENCY = 0.025
+
+# Multi-store options only: the single-store [glance_store] stores and
+# default_store are deprecated.
 CONFIG = """[DEFAULT]
 scrub_pool_size = {pool_size}
 scrub_time = 0
+enabled_backends = {backend}:s3
 
 [database]
 connection = sqlite:///{folder}/glance.sqlite
 
 [glance_store]
-stores = file
-default_store = file
-filesystem_store_datadir = {folder}/images
+default_backend = {backend}
+
+[{backend}]
+{store_options}
 
 [oslo_concurrency]
 lock_path = {folder}/locks
 """
 
+# The scrubber's output and ours share the terminal: flush each line so
+# that they come out in the order they happened.
+say = functools.partial(print, flush=True)
 
-def console_script(name):
-    beside_python = os.path.join(os.path.dirname(sys.executable), name)
-    return beside_python if os.path.exists(beside_python) else name
+
+def write_config(folder, pool_size, endpoint):
+    store_options = harness.s3_store_options(endpoint, BUCKET)
+    path = os.path.join(folder, 'glance-scrubber.conf')
+    with open(path, 'w') as config_file:
+        config_file.write(CONFIG.format(
+            folder=folder, pool_size=pool_size, backend=BACKEND,
+            store_options='\n'.join('%s = %s' % item
+                                    for item in store_options.items())))
+    return path
 
 
-def prepare(folder, pool_size):
+def prepare(folder, endpoint):
     shutil.rmtree(folder, ignore_errors=True)
-    for sub in ('images', 'locks'):
-        os.makedirs(os.path.join(folder, sub))
-    config = os.path.join(folder, 'glance-scrubber.conf')
-    with open(config, 'w') as config_file:
-        config_file.write(CONFIG.format(folder=folder, pool_size=pool_size))
-    subprocess.run([console_script('glance-manage'), '--config-file', config,
-                    'db', 'sync'], check=True, capture_output=True)
-    return config
+    os.makedirs(os.path.join(folder, 'locks'))
+    config = write_config(folder, 1, endpoint)
+    subprocess.run([harness.console_script('glance-manage'), '--config-file',
+                    config, 'db', 'sync'], check=True, capture_output=True)
+    return sa.create_engine('sqlite:///%s/glance.sqlite' % folder)
 
 
-def store_file(folder, name, size):
-    path = os.path.join(folder, 'images', name)
-    with open(path, 'wb') as data:
-        data.write(os.urandom(size))
-    return 'file://' + path
+def deleted_images(bucket, count, prefix):
+    """*count* images as glance-api leaves them, their objects stored."""
+    return [seed.Image(size=1024, locations=[seed.Location(
+        bucket.put('%s-%03d' % (prefix, index)), store=BACKEND)])
+        for index in range(count)]
 
 
-def fill(folder, count):
-    """pending_delete images (some with two copies) and one active image."""
-    images = []
-    for index in range(count):
-        copies = 2 if index % 4 == 0 else 1
-        urls = [store_file(folder, 'image-%02d-copy%d' % (index, copy), 4096)
-                for copy in range(copies)]
-        visibility = ('private', 'public', 'shared', 'community')[index % 4]
-        images.append(seed.Image(
-            locations=[seed.Location(url) for url in urls], size=4096,
-            visibility=visibility))
-    active = seed.Image(status='active', deleted=False, size=4096,
-                        locations=[seed.Location(
-                            store_file(folder, 'active-image', 4096),
-                            status='active')])
-    engine = sa.create_engine('sqlite:///%s/glance.sqlite' % folder)
-    seed.insert(engine, images + [active])
-    return engine
+def active_image(bucket):
+    return seed.Image(status='active', deleted=False, size=1024,
+                      locations=[seed.Location(bucket.put('active-image'),
+                                               store=BACKEND,
+                                               status='active')])
 
 
-def show(engine, folder, title):
-    print('\n== %s ==' % title)
+def show(engine, bucket, title):
     with engine.connect() as connection:
         rows = connection.execute(sa.text(
             'SELECT status, count(*) FROM images GROUP BY status '
             'ORDER BY status')).all()
-    print('images by status: ' + ', '.join('%s=%d' % tuple(row)
-                                           for row in rows))
-    files = sorted(os.listdir(os.path.join(folder, 'images')))
-    print('files in the store: %d (%s)' % (
-        len(files), ', '.join(files[:4]) + (', ...' if len(files) > 4
-                                            else '')))
+    say('   %s: images %s; objects in the bucket: %d' % (
+        title, ', '.join('%s=%d' % tuple(row) for row in rows),
+        len(bucket.keys())))
+
+
+def scrubber(config, *args):
+    """Run glance-scrubber; return its exit status and output."""
+    command = harness.scrubber_command(config, *args)
+    say('$ ' + ' '.join(['glance-scrubber', '--config-file',
+                         os.path.basename(config)] + list(args)))
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env=harness.scrubber_environment(), timeout=300)
+    return result.returncode, result.stdout + result.stderr
+
+
+def scrub_round(engine, bucket, folder, endpoint, pool_size, count):
+    """Delete *count* images, scrub them at *pool_size*; the pass time."""
+    seed.insert(engine, deleted_images(bucket, count, 'pool%d' % pool_size))
+    config = write_config(folder, pool_size, endpoint)
+    say('\n== %d deleted images, scrub_pool_size = %d ==' % (
+        count, pool_size))
+    show(engine, bucket, 'before')
+    status, output = scrubber(config)
+    summary = harness.parse_summaries(output)
+    for line in output.splitlines():
+        if harness.SUMMARY_MARKER in line:
+            say('   ' + harness.SUMMARY_MARKER +
+                line.split(harness.SUMMARY_MARKER, 1)[1])
+    show(engine, bucket, 'after (exit status %d)' % status)
+    if status != 0 or not summary:
+        say(output)
+        raise SystemExit('glance-scrubber failed')
+    return summary[-1]['seconds']
+
+
+def restore_round(engine, bucket, folder, endpoint):
+    image = deleted_images(bucket, 1, 'restored')[0]
+    seed.insert(engine, [image])
+    config = write_config(folder, 1, endpoint)
+    say('\n== restore: image %s was deleted by mistake ==' % image.id)
+    say('   status %s, its object in the bucket: %s' % (
+        image_status(engine, image.id),
+        bucket.exists(image.locations[0].url)))
+    status, output = scrubber(config, '--restore', image.id)
+    # Its answer, without the log lines around it.
+    for line in output.strip().splitlines():
+        if ' INFO ' not in line:
+            say('   ' + line)
+    say('   status %s, its object in the bucket: %s (exit status %d)' % (
+        image_status(engine, image.id),
+        bucket.exists(image.locations[0].url), status))
+    return status
+
+
+def image_status(engine, image_id):
+    with engine.connect() as connection:
+        return connection.execute(sa.text(
+            'SELECT status FROM images WHERE id = :id'),
+            {'id': image_id}).scalar_one()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('dir', nargs='?', default=os.getcwd())
-    parser.add_argument('--images', type=int, default=12)
-    parser.add_argument('--pool-size', type=int, default=4)
+    parser.add_argument('--images', type=int, default=40)
+    parser.add_argument('--pool-size', type=int, default=8)
     args = parser.parse_args()
     folder = os.path.join(os.path.abspath(args.dir), 'glance-scrubber-demo')
-    config = prepare(folder, args.pool_size)
-    engine = fill(folder, args.images)
-    show(engine, folder, 'before: as glance-api leaves deleted images')
-    command = [console_script('glance-scrubber'), '--config-file', config]
-    print('\n$ ' + ' '.join(command))
-    result = subprocess.run(command)
-    show(engine, folder, 'after: glance-scrubber exited %d'
-         % result.returncode)
-    print('\nThe demo lives in %s; its config is %s' % (folder, config))
-    return result.returncode
+    say('Starting a local S3 server (moto) behind a proxy adding %d ms '
+        'to each request...' % (LATENCY * 1000))
+    with harness.MotoServer() as moto, \
+            harness.CountingProxy(moto.endpoint, delay=LATENCY) as proxy:
+        bucket = harness.S3Bucket(moto.endpoint, BUCKET,
+                                  url_netloc=proxy.netloc).create()
+        engine = prepare(folder, proxy.endpoint)
+        seed.insert(engine, [active_image(bucket)])
+        serial = scrub_round(engine, bucket, folder, proxy.endpoint, 1,
+                             args.images)
+        parallel = scrub_round(engine, bucket, folder, proxy.endpoint,
+                               args.pool_size, args.images)
+        say('\n%d images: %.2f s at scrub_pool_size = 1, %.2f s at '
+            'scrub_pool_size = %d (%.1fx faster); the active image and its '
+            'object were left alone.' % (args.images, serial, parallel,
+                                         args.pool_size, serial / parallel))
+        status = restore_round(engine, bucket, folder, proxy.endpoint)
+    say('\nThe database and config are in %s (the S3 server is gone).'
+        % folder)
+    return status
 
 
 if __name__ == '__main__':

@@ -1,0 +1,22 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The version of the installed glance distribution (pbr's answer)."""
+
+import pbr.version
+
+version_info = pbr.version.VersionInfo('glance')
+
+
+def release_string():
+    """The full version pip reports, e.g. ``33.1.0.dev60``."""
+    return version_info.release_string()
