@@ -7,6 +7,9 @@
 #   tests do not need it and it costs ~300 MB.
 # - the coordination backends of the several-scrubbers tests: redis-server
 #   (started on a port of the test's, to be killed on purpose) and etcd.
+# - memcached, the cache of the Swift proxy that
+#   tools/backends/swift_cluster.py runs (Swift and Keystone themselves
+#   come from PyPI: tools/backends/swift_venvs.py).
 #
 # Usage: tools/backends/install_backends.sh [--when-root]
 #
@@ -24,7 +27,7 @@
 set -euo pipefail
 
 readonly packages=(ceph-mon ceph-osd ceph-common python3-rados python3-rbd
-                   uuid-runtime redis-server etcd-server)
+                   uuid-runtime redis-server etcd-server memcached)
 
 # True when every package is installed (not merely known or half-removed).
 all_installed() {
