@@ -48,6 +48,8 @@ from sqlalchemy import exc as sa_exc
 
 from glance.common import coordination
 from glance.common import exception
+from glance.common import metrics
+from glance.common import pass_watch
 from glance.common import store_checks
 from glance.common import store_policy
 from glance.db.sqlalchemy import api as db_api
@@ -58,8 +60,15 @@ LOG = logging.getLogger(__name__)
 LOCK_NAME = 'glance-scrubber'
 LOCK_PREFIX = 'glance-'
 
+# The longest time the options in seconds accept, about 68 years: "now
+# minus scrub_time" must still be a date the database can hold.
+MAX_SECONDS = 2 ** 31 - 1
+# Beyond a thousand workers, threads and store connections cost more than
+# any store gains.
+MAX_POOL_SIZE = 1000
+
 scrubber_opts = [
-    cfg.IntOpt('scrub_time', default=0, min=0, help=_("""
+    cfg.IntOpt('scrub_time', default=0, min=0, max=MAX_SECONDS, help=_("""
 The time, in seconds, to keep an image's data after the image is deleted.
 
 With ``delayed_delete`` on, a deleted image becomes eligible for
@@ -68,13 +77,15 @@ in the store and an operator can still bring it back with
 ``glance-scrubber --restore``.
 
 Possible values:
-    * 0 (scrub as soon as the scrubber runs) or any positive number
+    * 0 (scrub as soon as the scrubber runs) or any number of seconds up
+      to 2147483647 (68 years)
 
 Related options:
     * delayed_delete
     * wakeup_time
 """)),
-    cfg.IntOpt('scrub_pool_size', default=1, min=1, help=_("""
+    cfg.IntOpt('scrub_pool_size', default=1, min=1, max=MAX_POOL_SIZE,
+               help=_("""
 The number of images scrubbed at the same time.
 
 A scrub pass hands each eligible image to a pool of this many workers; the
@@ -84,18 +95,19 @@ long backlog when each delete waits on the store (object stores, remote
 back ends), at the cost of that many requests in flight against the store
 at once: size it against the store's rate limits.
 
-The workers are green threads under the eventlet backend and native
-threads under the threading backend; the backend is chosen with the
-``OS_GLANCE_SCRUBBER_BACKEND`` environment variable.
+The workers are native threads under the threading backend (the default)
+and green threads under the eventlet backend; the backend is chosen with
+the ``OS_GLANCE_SCRUBBER_BACKEND`` environment variable.
 
 Possible values:
-    * Any positive integer; 1 means serial scrubbing
+    * An integer from 1 to 1000; 1 means serial scrubbing
 
 Related options:
     * delayed_delete
     * wakeup_time
 """)),
-    cfg.IntOpt('scrub_claim_timeout', default=3600, min=60, help=_("""
+    cfg.IntOpt('scrub_claim_timeout', default=3600, min=60, max=MAX_SECONDS,
+               help=_("""
 The time, in seconds, after which a scrub pass's claim on an image is
 considered abandoned.
 
@@ -109,7 +121,7 @@ data can take to delete; a claim taken over too early only makes two
 passes delete the same data.
 
 Possible values:
-    * Any number of seconds from 60
+    * Any number of seconds from 60 to 2147483647 (68 years)
 
 Related options:
     * scrub_pool_size
@@ -136,7 +148,59 @@ Possible values:
 Related options:
     * scrub_claim_timeout
 """)),
-    cfg.IntOpt('wakeup_time', default=300, min=0, help=_("""
+    cfg.FloatOpt('scrub_store_rate_limit', default=0.0, min=0.0, help=_("""
+The most location deletes per second one scrubber asks its stores for, in
+all.
+
+Deletes are spaced evenly so that the cap holds over any second, however
+many workers ``scrub_pool_size`` runs. One delete costs the store one or
+more requests (two on S3: a HEAD, then the DELETE); size the cap against
+the store's request limit accordingly, divided by the number of
+scrubbers sharing the store.
+
+Without a cap the scrubber still protects its store: a store that answers
+"slow down" (S3 and Ceph RGW ``503 SlowDown``, Swift ``498`` or ``429``,
+any ``503``) makes the pass lower the number of deletes it has in flight
+(halved at each throttled round, raised again by about one per successful
+round, never above ``scrub_pool_size``) and ask again for the throttled
+delete after a jittered, growing wait.
+
+Possible values:
+    * 0 (no cap, the default) or any positive number of deletes per
+      second
+
+Related options:
+    * scrub_pool_size
+""")),
+    cfg.IntOpt('scrub_store_timeout', default=600, min=0, max=MAX_SECONDS,
+               help=_("""
+The longest time, in seconds, one store call may take: the delete of one
+location's data (or, for ``--restore``, the look-up of it).
+
+A call that gives no answer in time fails its image: the reason is
+logged, the image is not scrubbed in this pass, the pass goes on with the
+other images and exits 1. The timed-out call cannot be interrupted and may
+still delete the data later, so the image is not handed back to
+``pending_delete`` (where a restore could bring it back without its
+data): it stays claimed, as after a crash, and a later pass takes it over
+once the claim is ``scrub_claim_timeout`` old. The default leaves room for
+the delete of a large RBD image or a Swift object of thousands of
+segments, while a hung store still cannot hold a pass for more than ten
+minutes; keep it well below ``scrub_claim_timeout``.
+
+When set, it is also the default of glance_store's
+``rados_connect_timeout`` for the RBD stores where that option is unset,
+so that librados ends a hung call by itself.
+
+Possible values:
+    * 0: no bound, a store call may wait forever
+    * Any positive number of seconds
+
+Related options:
+    * scrub_claim_timeout
+    * rados_connect_timeout
+""")),
+    cfg.IntOpt('wakeup_time', default=300, min=0, max=MAX_SECONDS, help=_("""
 The time, in seconds, the scrubber daemon sleeps between two passes.
 
 The daemon starts its next pass this long after the previous pass ended,
@@ -145,11 +209,49 @@ so passes never overlap however long one takes. It applies to
 does a single pass and exits.
 
 Possible values:
-    * 0 (start the next pass at once) or any positive number
+    * 0 (start the next pass at once) or any number of seconds up to
+      2147483647 (68 years)
 
 Related options:
     * daemon
     * scrub_time
+""")),
+    cfg.IntOpt('report_interval', default=60, min=1, max=MAX_SECONDS,
+               help=_("""
+The time, in seconds, between two progress lines of a scrub pass.
+
+While a pass runs, the scrubber logs a "Scrub pass in progress" line this
+often (images found, scrubbed, failed, skipped, in use, in flight, data
+reclaimed), and rewrites the ``metrics_file``, when one is set, at the
+same period; a daemon also rewrites it this often between passes, so
+that the backlog it shows stays current.
+
+Possible values:
+    * Any number of seconds from 1 to 2147483647 (68 years)
+
+Related options:
+    * metrics_file
+    * wakeup_time
+""")),
+    cfg.StrOpt('metrics_file', help=_("""
+A file to write the scrubber's metrics to, for Prometheus.
+
+When set, the scrubber writes the Prometheus text format to this file
+after each pass and every ``report_interval`` seconds: the images the
+last pass scrubbed, failed, skipped and kept in use, the bytes it
+reclaimed and its duration, the images still pending_delete and the age
+of the oldest, and the time of the last pass with no failed image. Point
+it into the directory of node_exporter's textfile collector, with a name
+ending in ``.prom``. The file is replaced atomically (a temporary file in
+the same directory, then a rename) with mode 0644. Its directory must
+exist and be writable, or the scrubber refuses to start; ``--restore``
+does not use it. Unset (the default), no metrics are written.
+
+Possible values:
+    * Unset, or the path of a file in a writable directory
+
+Related options:
+    * report_interval
 """)),
 ]
 
@@ -185,6 +287,48 @@ Possible values:
 Related options:
     * daemon
 """)),
+    cfg.BoolOpt('list', default=False, help=_("""
+List the pending_delete images waiting to be scrubbed, and exit.
+
+Prints one line per image (id, deletion time, time left before a pass may
+take it given ``scrub_time``, size, number of pending_delete locations and
+the names of their stores; never the location URLs, which may hold
+credentials), then the totals: images, bytes, the oldest deletion, and how
+many are due now or still inside ``scrub_time``. It only reads the
+database: nothing is deleted or written and the scrub lock is not taken,
+so it is safe while a pass runs on this or another host. It cannot be
+combined with ``--daemon``, ``--restore`` or ``--dry-run``.
+
+Possible values:
+    * True
+    * False
+
+Related options:
+    * scrub_time
+    * dry_run
+""")),
+    cfg.BoolOpt('dry-run', default=False, help=_("""
+Show what a scrub pass would do now, without doing it, and exit.
+
+Goes through the images a pass would take (pending_delete for at least
+``scrub_time`` seconds) and prints, for each of their pending_delete
+locations in order, what the pass would decide: delete the data, keep it
+because another image may need it, let it go because the store cannot
+delete, or refuse it (outside every file datadir, no configured store,
+undecryptable), in which case the image would fail; then the totals. The
+stores are not asked, so data already gone or in use (RBD clones) shows as
+a delete. Nothing is deleted or written to the database and the scrub lock
+is not taken, so it is safe while a pass runs on this or another host. It
+cannot be combined with ``--daemon`` or ``--restore``.
+
+Possible values:
+    * True
+    * False
+
+Related options:
+    * scrub_time
+    * list
+""")),
 ]
 
 
@@ -219,6 +363,9 @@ class Outcome:
     deletions: list = dataclasses.field(default_factory=list)
     bytes_reclaimed: int = 0
     reason: str = ''
+    # A store call timed out and may still delete data: the claim must
+    # not be given back (see Worker._scrub).
+    claim_kept: bool = False
 
     @property
     def image_id(self):
@@ -253,6 +400,10 @@ class Summary:
     locations_deleted: int = 0
     bytes_reclaimed: int = 0
     seconds: float = 0.0
+    # Store requests answered "slow down", and the store requests allowed
+    # in flight at the end (throttle.StoreGate).
+    throttled: int = 0
+    concurrency: int = 0
     aborted: str = None
 
     @property
@@ -271,14 +422,24 @@ class Summary:
         self.locations_deleted += len(outcome.deletions)
         self.bytes_reclaimed += outcome.bytes_reclaimed
 
+    def fields(self):
+        """The counts by name, as the summary line names them.
+
+        For structured logs: oslo.log's JSON formatter carries them.
+        """
+        fields = dataclasses.asdict(self)
+        fields['images_per_second'] = self.images_per_second
+        return fields
+
     def describe(self):
         return ('found=%d scrubbed=%d failed=%d skipped=%d in_use=%d '
                 'locations_deleted=%d bytes_reclaimed=%d seconds=%.2f '
-                'images_per_second=%.1f' % (
+                'images_per_second=%.1f throttled=%d concurrency=%d' % (
                     self.found, self.scrubbed, self.failed, self.skipped,
                     self.in_use, self.locations_deleted,
                     self.bytes_reclaimed, self.seconds,
-                    self.images_per_second))
+                    self.images_per_second, self.throttled,
+                    self.concurrency))
 
 
 # --- the worker -------------------------------------------------------------
@@ -310,6 +471,17 @@ class Worker:
         for location in claim.locations:
             try:
                 deletion = self._deleter.delete(claim.image_id, location)
+            except store_policy.StoreTimeout as error:
+                # The call goes on in its thread and may still delete the
+                # data. Given back, the image could be restored and lose
+                # its data afterwards; kept claimed, as a crash leaves it,
+                # it cannot be restored, and a later pass takes it over
+                # after scrub_claim_timeout and finishes it.
+                outcome.fail(_('location %(id)s: %(error)s; the image stays '
+                               'claimed until scrub_claim_timeout') % {
+                    'id': location.id, 'error': error})
+                outcome.claim_kept = True
+                return
             except store_policy.LocationInUse as error:
                 outcome.result = Result.IN_USE
                 outcome.reason = _('location %(id)s is in use: %(error)s') % {
@@ -413,6 +585,8 @@ class Scrubber:
         claim of a stopped pass is taken over (without coordination).
     :param not_found_ratio: ``scrub_not_found_ratio`` (see NotFoundGuard).
     :param report_interval: seconds between progress lines in a pass.
+    :param metrics_file: ``metrics_file``: where to write the metrics
+        (glance.common.metrics); none are written when None.
     :param membership: which images this scrubber proposes to itself and
         which abandoned claims it takes over (glance.common.coordination);
         alone when None.
@@ -429,7 +603,7 @@ class Scrubber:
     def __init__(self, context, worker, deleter, executors, pool_size,
                  scrub_time, lock_path, claim_timeout=3600,
                  not_found_ratio=0.5, report_interval=60.0, page_size=None,
-                 membership=None):
+                 membership=None, metrics_file=None):
         self._context = context
         self._worker = worker
         self._deleter = deleter
@@ -442,7 +616,10 @@ class Scrubber:
                             coordination.Alone(claim_timeout))
         self._not_found_ratio = not_found_ratio
         self._lock_path = lock_path
-        self._report_interval = report_interval
+        self.report_interval = report_interval
+        self._metrics = (metrics.MetricsFile(
+            metrics_file, lambda: db_api.backlog_totals(context))
+            if metrics_file else metrics.NoMetrics())
         self._stopping = threading.Event()
         self._stop_reason = None
 
@@ -461,23 +638,45 @@ class Scrubber:
     def stopping(self):
         return self._stopping.is_set()
 
+    def report_idle(self):
+        """Between passes: rewrite the metrics, the backlog read anew."""
+        self._metrics.refresh()
+
     def run_once(self):
         """Run one pass under the scrub lock and return its Summary."""
         lock = ScrubLock(self._lock_path)
-        while not lock.acquire(blocking=True, timeout=1):
-            if self.stopping:
-                return Summary()
-            LOG.info('Waiting for the scrub lock held by a restore or '
-                     'another scrub pass')
+        if not lock.acquire(blocking=False):
+            # Said once: the wait can last as long as the other pass.
+            LOG.info('Waiting for the scrub lock %s, held by a restore or '
+                     'another scrub pass on this host', lock.path)
+            while not lock.acquire(blocking=True, timeout=1):
+                if self.stopping:
+                    return Summary()
         try:
             try:
                 self._membership.join()
             except coordination.CoordinationLost as error:
                 # Said once, by the membership; the pass is not started.
                 return Summary(aborted=str(error))
-            return self._run_pass()
+            return self._watched_pass()
         finally:
             lock.release()
+
+    def _watched_pass(self):
+        """Run a pass that a stuck database cannot keep from stopping."""
+        summary = Summary()
+        started = time.monotonic()
+        finished, _summary = pass_watch.run_watched(
+            lambda: self._run_pass(summary), self._stopping,
+            self.report_interval)
+        if not finished:
+            summary.aborted = _('stopped while the database was not '
+                                'answering')
+            summary.seconds = time.monotonic() - started
+            # No metrics: their backlog query would wait on the same
+            # database.
+            self._log_summary(summary)
+        return summary
 
     def _new_queue(self):
         now = timeutils.utcnow()
@@ -493,10 +692,9 @@ class Scrubber:
             if self._membership.proposes(candidate):
                 yield candidate
 
-    def _run_pass(self):
-        summary = Summary()
+    def _run_pass(self, summary):
         started = time.monotonic()
-        progress = _Progress(self._report_interval, started)
+        progress = _Progress(self.report_interval, started, self._metrics)
         guard = store_checks.NotFoundGuard(self._not_found_ratio)
         recorder = _Recorder(self._context, summary, guard,
                              self._membership)
@@ -535,10 +733,18 @@ class Scrubber:
             executor.shutdown(wait=False)
         summary.aborted = guard.verdict() or self._lost_coordination()
         summary.seconds = time.monotonic() - started
-        LOG.info('Scrub pass summary: %s', summary.describe())
+        self._note_pacing(summary)
+        self._log_summary(summary)
+        self._metrics.pass_finished(
+            summary, succeeded=not (summary.failed or summary.aborted))
+        return summary
+
+    @staticmethod
+    def _log_summary(summary):
+        LOG.info('Scrub pass summary: %s', summary.describe(),
+                 extra=summary.fields())
         if summary.aborted:
             LOG.error('Scrub pass stopped early: %s', summary.aborted)
-        return summary
 
     def _lost_coordination(self):
         if self._membership.lost:
@@ -603,7 +809,13 @@ class Scrubber:
             recorder.add(future.result())
         progress.finished += len(done)
         recorder.flush_if_due()
+        self._note_pacing(recorder.summary)
         progress.maybe_report(recorder.summary, len(in_flight))
+
+    def _note_pacing(self, summary):
+        gate = self._deleter.gate
+        summary.throttled = gate.throttled
+        summary.concurrency = min(gate.concurrency, self.pool_size)
 
 
 class _Recorder:
@@ -658,7 +870,11 @@ class _Recorder:
                 db_api.ScrubRecord(
                     outcome.image_id, outcome.claim.token,
                     tuple(outcome.deleted_location_ids),
-                    finished=outcome.result is Result.SCRUBBED)
+                    # A kept claim is recorded as finished: the image stays
+                    # deleted, and its pending_delete locations make it an
+                    # abandoned claim for a later pass.
+                    finished=outcome.result is Result.SCRUBBED or
+                    outcome.claim_kept)
                 for outcome in outcomes])
         except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
             # oslo.db's retries gave up: the data is gone but the record is
@@ -719,12 +935,14 @@ def _log_outcome(outcome):
 class _Progress:
     """Logs a progress line every *interval* seconds during a pass.
 
-    It also counts the images the workers finished, for the pass's pace.
+    It also counts the images the workers finished, for the pass's pace,
+    and hands the counts so far to the metrics at each report.
     """
 
-    def __init__(self, interval, started):
+    def __init__(self, interval, started, metrics_writer):
         self._interval = interval
         self._started = started
+        self._metrics = metrics_writer
         self._next = started + interval
         self.finished = 0
 
@@ -744,12 +962,26 @@ class _Progress:
         LOG.info('Scrub pass in progress: %(found)d found, %(scrubbed)d '
                  'scrubbed, %(failed)d failed, %(skipped)d skipped, '
                  '%(in_use)d in use, %(in_flight)d in flight, %(mib).1f MiB '
-                 'reclaimed in %(elapsed).0f s',
+                 'reclaimed in %(elapsed).0f s; store: %(throttled)d '
+                 'requests throttled, %(concurrency)d at once',
                  {'found': summary.found, 'scrubbed': summary.scrubbed,
                   'failed': summary.failed, 'skipped': summary.skipped,
                   'in_use': summary.in_use, 'in_flight': in_flight,
+                  'throttled': summary.throttled,
+                  'concurrency': summary.concurrency,
                   'mib': summary.bytes_reclaimed / units.Mi,
-                  'elapsed': elapsed})
+                  'elapsed': elapsed},
+                 extra=_progress_fields(summary, in_flight, elapsed))
+        self._metrics.pass_progress(summary, elapsed)
+
+
+def _progress_fields(summary, in_flight, elapsed):
+    """The progress line's numbers, named as in the summary line."""
+    fields = summary.fields()
+    fields.update(in_flight=in_flight, seconds=elapsed,
+                  images_per_second=summary.scrubbed / elapsed
+                  if elapsed > 0 else 0.0)
+    return fields
 
 
 class ScrubLock:
@@ -760,6 +992,15 @@ class ScrubLock:
     are held per process and would let two threads of one process in.
     It only keeps a host tidy: what makes a restore safe against any pass,
     on any host, is the claim in the database.
+
+    Why not ``lockutils.lock(..., external=True)``: that one guards threads
+    too and takes ``blocking=False``, but a blocking acquire has no
+    timeout (oslo.concurrency 7.6), and a pass waiting behind a restore
+    must look up every second to see whether it was asked to stop. It is
+    also only a context manager, keys its thread lock by name rather than
+    by lock file, and drops the file lock when
+    ``[oslo_concurrency] disable_process_locking`` is set, which would let
+    a restore and a pass of two processes run together.
     """
 
     _thread_locks = {}
@@ -863,10 +1104,13 @@ class Daemon(service.Service):
     # hub).
     SLEEP_SLICE = 1.0
 
-    def __init__(self, scrubber, wakeup_time):
+    def __init__(self, scrubber, wakeup_time, report_interval=None):
+        # Every report_interval seconds of sleep, the scrubber's
+        # report_idle() (its metrics); never when None.
         super().__init__(threads=1)
         self._scrubber = scrubber
         self._wakeup_time = wakeup_time
+        self._report_interval = report_interval
         self._stopping = threading.Event()
         self._started = False
         self._finished = threading.Event()
@@ -894,11 +1138,22 @@ class Daemon(service.Service):
 
     def _sleep(self, seconds):
         wake_at = time.monotonic() + seconds
+        report_at = self._next_report()
         while not self._stopping.is_set():
-            left = wake_at - time.monotonic()
+            now = time.monotonic()
+            if now >= report_at:
+                # The backlog grows between passes too.
+                self._scrubber.report_idle()
+                report_at = self._next_report()
+            left = wake_at - now
             if left <= 0:
                 return
-            self._stopping.wait(min(left, self.SLEEP_SLICE))
+            self._stopping.wait(min(left, report_at - now, self.SLEEP_SLICE))
+
+    def _next_report(self):
+        if self._report_interval is None:
+            return float('inf')
+        return time.monotonic() + self._report_interval
 
     def request_stop(self, reason=None):
         """Ask the loop to end; safe in a signal handler (no logging)."""

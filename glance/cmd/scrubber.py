@@ -13,7 +13,8 @@
 """glance-scrubber: reclaim the data of images deleted with delayed_delete.
 
 Runs one scrub pass and exits (for cron or a systemd timer), runs as a
-daemon with ``--daemon``, or restores one image with ``--restore``.
+daemon with ``--daemon``, restores one image with ``--restore``, or shows
+the backlog without changing anything with ``--list`` or ``--dry-run``.
 
 Exit codes: 0 done, every eligible image scrubbed (or kept because its
 data is in use); 1 some images could not be scrubbed (they stay
@@ -22,8 +23,10 @@ bad configuration or request, nothing was deleted; 3 --restore refused
 because a scrub pass is running on this host.
 """
 
+import contextlib
 from importlib import metadata as importlib_metadata
 import logging as std_logging
+import math
 import os
 import re
 import signal
@@ -36,13 +39,16 @@ from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from glance import backlog
 from glance.common import config
 from glance.common import coordination
 from glance.common import crypt
 from glance.common import exception
+from glance.common import metrics
 from glance.common import s3_stores
 from glance.common import store_checks
 from glance.common import store_policy
+from glance.common import throttle
 from glance import context
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
@@ -65,14 +71,23 @@ def register_opts(conf):
     logging.register_options(conf)
     for group, options in concurrency_opts.list_opts():
         conf.register_opts(options, group=group)
-    # glance_store imports every driver to list their options; a driver
-    # whose optional library is missing (cinder without os-brick) is of no
-    # concern unless it is configured, and then loading the stores says so.
+    with _missing_drivers_unsaid():
+        glance_store.register_opts(conf)
+
+
+@contextlib.contextmanager
+def _missing_drivers_unsaid():
+    """Silence stevedore while glance_store lists every driver's options.
+
+    A driver whose optional library is missing (cinder without os-brick)
+    is of no concern unless it is configured, and then loading the stores
+    says so; otherwise stevedore would log an ERROR on every run.
+    """
     stevedore_log = std_logging.getLogger('stevedore.extension')
     level = stevedore_log.level
     stevedore_log.setLevel(std_logging.CRITICAL)
     try:
-        glance_store.register_opts(conf)
+        yield
     finally:
         stevedore_log.setLevel(level)
 
@@ -112,13 +127,20 @@ def setup_stores(conf):
     _check_store_types(conf)
     multistore = bool(conf.enabled_backends)
     if multistore:
-        glance_store.register_store_opts(conf)
+        with _missing_drivers_unsaid():
+            glance_store.register_store_opts(conf)
     store_checks.check_datadirs(conf, multistore)
+    store_policy.bound_library_timeouts(conf, multistore,
+                                        conf.scrub_store_timeout)
     try:
         _create_stores(conf, multistore)
     except (RuntimeError, glance_store.exceptions.GlanceStoreException,
             glance_store.exceptions.BackendException) as error:
         raise exception.InvalidConfiguration(reason=str(error))
+    except (cfg.Error, ValueError) as error:
+        # A store option's value, read only when its driver loads.
+        raise exception.InvalidConfiguration(reason=_option_error(error))
+    store_checks.check_can_delete(conf, multistore)
     return multistore
 
 
@@ -140,26 +162,94 @@ def read_settings(conf):
         settings = {
             'daemon': conf.daemon,
             'restore': conf.restore,
+            'list': conf.list,
+            'dry_run': conf.dry_run,
             'pool_size': conf.scrub_pool_size,
             'scrub_time': conf.scrub_time,
             'wakeup_time': conf.wakeup_time,
+            'report_interval': conf.report_interval,
+            'metrics_file': conf.metrics_file,
             'encryption_key': conf.metadata_encryption_key,
             'claim_timeout': conf.scrub_claim_timeout,
             'not_found_ratio': conf.scrub_not_found_ratio,
+            'store_rate_limit': conf.scrub_store_rate_limit,
+            'store_timeout': conf.scrub_store_timeout,
             'lock_path': conf.oslo_concurrency.lock_path,
         }
     except (cfg.Error, ValueError) as error:
         raise exception.InvalidConfiguration(reason=_option_error(error))
+    _check_values(settings)
     if settings['daemon'] and settings['restore']:
         raise exception.InvalidConfiguration(
             reason=_('--restore cannot be combined with --daemon'))
-    _check_lock_path(settings['lock_path'])
+    _check_read_only_modes(settings)
+    if not read_only(settings):
+        _check_lock_path(settings['lock_path'])
+    if settings['metrics_file'] and not settings['restore']:
+        try:
+            metrics.check_writable(settings['metrics_file'])
+        except ValueError as error:
+            raise exception.InvalidConfiguration(reason=str(error))
     if settings['encryption_key']:
         try:
             crypt.validate_key(settings['encryption_key'])
         except ValueError as error:
             raise exception.InvalidConfiguration(reason=str(error))
     return settings
+
+
+def read_only(settings):
+    """Whether the command only reads (--list, --dry-run): no lock."""
+    return settings['list'] or settings['dry_run']
+
+
+def _check_read_only_modes(settings):
+    """--list and --dry-run are modes of their own: refuse a mix."""
+    for mode, excluded in (('list', ('dry_run', 'restore', 'daemon')),
+                           ('dry_run', ('restore', 'daemon'))):
+        clash = [_flag(name) for name in excluded if settings[name]]
+        if settings[mode] and clash:
+            raise exception.InvalidConfiguration(
+                reason=_('%(mode)s cannot be combined with %(others)s')
+                % {'mode': _flag(mode), 'others': ', '.join(clash)})
+
+
+def _flag(setting):
+    return '--' + setting.replace('_', '-')
+
+
+# Settings with no meaning when empty: an ``option =`` line in a file
+# gives None, not the option's default.
+_NEEDS_A_VALUE = {
+    'pool_size': 'scrub_pool_size',
+    'scrub_time': 'scrub_time',
+    'wakeup_time': 'wakeup_time',
+    'report_interval': 'report_interval',
+    'claim_timeout': 'scrub_claim_timeout',
+    'store_timeout': 'scrub_store_timeout',
+    'not_found_ratio': 'scrub_not_found_ratio',
+}
+
+
+# Float settings: nan passes oslo.config's min and max checks.
+_FINITE = {
+    'not_found_ratio': 'scrub_not_found_ratio',
+    'store_rate_limit': 'scrub_store_rate_limit',
+}
+
+
+def _check_values(settings):
+    for key, option in _NEEDS_A_VALUE.items():
+        if settings[key] is None:
+            raise exception.InvalidConfiguration(
+                reason=_('%s is empty: give it a value, or remove the line '
+                         'to use its default') % option)
+    for key, option in _FINITE.items():
+        value = settings[key]
+        if value is not None and not math.isfinite(value):
+            raise exception.InvalidConfiguration(
+                reason=_('%(option)s must be a finite number, not %(value)s')
+                % {'option': option, 'value': value})
 
 
 def _option_error(error):
@@ -209,7 +299,16 @@ def build_deleter(admin_context, settings, multistore):
     return store_policy.StoreDeleter(
         admin_context, multistore=multistore,
         encryption_key=settings['encryption_key'], datadirs=datadirs,
-        s3_stores=shared_s3)
+        s3_stores=shared_s3, gate=_store_gate(settings, workers),
+        calls=store_policy.StoreCalls(glance_cmd.BACKEND,
+                                      settings['store_timeout'], workers))
+
+
+def _store_gate(settings, workers):
+    rate = settings['store_rate_limit']
+    return throttle.StoreGate(workers,
+                              rate_cap=throttle.RateCap(rate) if rate
+                              else None)
 
 
 def build_scrubber(admin_context, settings, deleter, membership):
@@ -219,7 +318,9 @@ def build_scrubber(admin_context, settings, deleter, membership):
         settings['scrub_time'], settings['lock_path'],
         claim_timeout=settings['claim_timeout'],
         not_found_ratio=settings['not_found_ratio'],
-        membership=membership)
+        membership=membership,
+        report_interval=settings['report_interval'],
+        metrics_file=settings['metrics_file'])
 
 
 def restore(admin_context, image_id, lock_path, deleter):
@@ -250,11 +351,48 @@ def restore(admin_context, image_id, lock_path, deleter):
     return EXIT_OK
 
 
+def show_backlog(admin_context, settings):
+    """--list or --dry-run: print the backlog; only reads, takes no lock.
+
+    --list needs the database only. --dry-run loads and checks the stores
+    as a pass does (so it is refused where a pass would be), and only
+    asks the pass's StoreDeleter what it would decide.
+    """
+    if settings['list']:
+        names = backlog.StoreNames(bool(CONF.enabled_backends),
+                                   settings['encryption_key'])
+
+        def show():
+            backlog.print_backlog(admin_context, settings['scrub_time'],
+                                  names, sys.stdout)
+    else:
+        multistore = setup_stores(CONF)
+        names = backlog.StoreNames(multistore, settings['encryption_key'])
+        deleter = build_deleter(admin_context, settings, multistore)
+        show = backlog.DryRun(admin_context, deleter, settings['scrub_time'],
+                              names, sys.stdout).run
+    try:
+        with db_api.database_errors():
+            show()
+    except exception.DatabaseUnavailable as error:
+        _fail(error)
+        return EXIT_IMAGES_FAILED
+    except BrokenPipeError:
+        # Piped into head(1) or a pager that quit: it has what it wanted.
+        # Python's own flush at exit would fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
 def run_once(the_scrubber):
     _on_stop_signals(the_scrubber.stop)
     summary = the_scrubber.run_once()
     if summary.aborted:
         _fail(summary.aborted)
+    elif summary.failed:
+        # The log may be on stdout or in a file: cron mails stderr.
+        _fail(_('%d images could not be scrubbed and stay pending_delete '
+                'for the next pass; the log says why') % summary.failed)
     # Images in use are kept on purpose: not a failure.
     return EXIT_IMAGES_FAILED if summary.failed or summary.aborted \
         else EXIT_OK
@@ -267,7 +405,8 @@ def run_daemon(the_scrubber, wakeup_time):
     the launchers end the process at once on SIGINT, while both signals
     must let the images in flight finish.
     """
-    daemon = scrubber.Daemon(the_scrubber, wakeup_time)
+    daemon = scrubber.Daemon(the_scrubber, wakeup_time,
+                             report_interval=the_scrubber.report_interval)
     _on_stop_signals(daemon.request_stop)
     signal.signal(signal.SIGHUP, _ignore_hangup)
     daemon.start()
@@ -295,14 +434,49 @@ def _fail(error):
     print('glance-scrubber: %s' % error, file=sys.stderr)
 
 
+def _setup_logging(conf):
+    try:
+        logging.setup(conf, 'glance')
+    except OSError as error:
+        raise exception.InvalidConfiguration(
+            reason=_('cannot open the log file %(path)s (log_file, '
+                     'log_dir): %(error)s')
+            % {'path': error.filename, 'error': error.strerror})
+    except logging.LogConfigError as error:
+        raise exception.InvalidConfiguration(reason=str(error))
+    _say_crashes_on_stderr()
+
+
+def _say_crashes_on_stderr():
+    """An unexpected error: its traceback in the log, one line on stderr.
+
+    oslo.log logs an uncaught exception, and the log is on stdout or in a
+    file unless configured otherwise: cron would report nothing.
+    """
+    log_crash = sys.excepthook
+
+    def excepthook(exc_type, value, tb):
+        log_crash(exc_type, value, tb)
+        _fail(_('unexpected error (the log has the traceback): '
+                '%(type)s: %(error)s')
+              % {'type': exc_type.__name__,
+                 'error': store_policy.one_line(value)})
+
+    sys.excepthook = excepthook
+
+
 def _start(argv):
     register_opts(CONF)
     try:
         config.parse_args(CONF, args=argv)
     except cfg.Error as error:
         raise exception.InvalidConfiguration(reason=str(error))
-    logging.setup(CONF, 'glance')
+    _setup_logging(CONF)
     settings = read_settings(CONF)
+    if read_only(settings) and not CONF.debug:
+        # The report is the output, on stdout where the log goes too by
+        # default: only warnings and errors join it.
+        std_logging.getLogger().setLevel(std_logging.WARNING)
     LOG.info('glance-scrubber on the %s backend', glance_cmd.BACKEND)
     admin_context = context.get_admin_context()
     db_api.configure()
@@ -313,6 +487,8 @@ def _start(argv):
 def main(argv=None):
     try:
         settings, admin_context = _start(argv)
+        if read_only(settings):
+            return show_backlog(admin_context, settings)
         multistore = setup_stores(CONF)
         deleter = build_deleter(admin_context, settings, multistore)
         membership = coordination.from_config(CONF,

@@ -12,10 +12,18 @@
 
 """Options the scrubber shares with glance-api, and parse_args()."""
 
+import argparse
+import contextlib
+import glob
+import io
+import os
+import sys
+
 from oslo_config import cfg
 from oslo_db import options as db_options
 
 from glance.i18n import _
+from glance import version
 
 DEFAULT_SQL_CONNECTION = 'sqlite:///glance.sqlite'
 
@@ -76,7 +84,82 @@ def register_opts(conf):
     db_options.set_defaults(conf, connection=DEFAULT_SQL_CONNECTION)
 
 
+class UnreadableConfigFile(cfg.Error):
+    """A configuration file is a directory, unreadable, or not UTF-8."""
+
+
+class BadValue(cfg.Error):
+    """An option of the command line, set in a file, has a bad value."""
+
+
 def parse_args(conf, args=None, usage=None, default_config_files=None):
-    """Parse the command line and config files into *conf*."""
-    conf(args=args, project='glance', usage=usage,
-         default_config_files=default_config_files)
+    """Parse the command line and config files into *conf*.
+
+    :raises cfg.Error: bad arguments or values (BadValue for one argparse
+        refuses), UnreadableConfigFile for a file oslo.config cannot read
+        as text.
+    """
+    try:
+        _call(conf, args=args, project='glance', usage=usage,
+              version=version.release_string(),
+              default_config_files=default_config_files)
+    except UnicodeDecodeError as error:
+        # oslo.config does not say which file: find it.
+        candidates = _config_files(conf, sys.argv[1:] if args is None
+                                   else args)
+        culprit = next((path for path in candidates
+                        if not _decodes(path)), None)
+        raise UnreadableConfigFile(
+            _('configuration file %(path)s is not UTF-8 text (byte '
+              '%(byte)s at offset %(offset)d)') % {
+                'path': culprit or '(unknown)',
+                'byte': hex(error.object[error.start]),
+                'offset': error.start}) from error
+    except OSError as error:
+        raise UnreadableConfigFile(
+            _('configuration file %(path)s cannot be read: %(error)s') % {
+                'path': error.filename, 'error': error.strerror}) from error
+
+
+def _call(conf, **kwargs):
+    """conf(**kwargs), its bad values of command line options as BadValue.
+
+    oslo.config writes, for an option of the command line set to a bad
+    value in a file ("debug = maybe"), a line to stderr and exits 1.
+    """
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            conf(**kwargs)
+    except SystemExit as error:
+        if error.code == 1 and said.getvalue().strip():
+            raise BadValue(said.getvalue().strip()) from error
+        sys.stderr.write(said.getvalue())
+        raise
+    # Anything else said (argparse's usage and errors) is the operator's.
+    sys.stderr.write(said.getvalue())
+
+
+def _config_files(conf, args):
+    """The files oslo.config may have read: named, in a folder, default."""
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument('--config-file', action='append', default=[])
+    named.add_argument('--config-dir', action='append', default=[])
+    known, _unknown = named.parse_known_args(args)
+    folders = known.config_dir or list(conf.default_config_dirs or ())
+    in_folders = [path for folder in folders
+                  for path in sorted(glob.glob(os.path.join(folder,
+                                                            '*.conf')))]
+    return (known.config_file or list(conf.default_config_files or ())) + \
+        in_folders
+
+
+def _decodes(path):
+    try:
+        with open(path, encoding='utf-8') as config_file:
+            config_file.read()
+    except UnicodeDecodeError:
+        return False
+    except OSError:
+        pass
+    return True

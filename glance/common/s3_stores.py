@@ -44,6 +44,7 @@ import glance_store
 from glance_store import location as store_location
 from oslo_config import cfg
 
+from glance.common import throttle
 from glance.i18n import _
 
 FACTORY = '_create_s3_client'
@@ -62,11 +63,31 @@ class _SharedStore:
 
     def __init__(self, store):
         client = getattr(store, FACTORY)()
+        client.meta.events.register_first('needs-retry.s3',
+                                          _no_retry_when_throttled)
         setattr(store, FACTORY, lambda: client)
         self.store = store
         self.client = client
         self.capacity = client.meta.config.max_pool_connections or 1
         self.users = 0
+
+
+def _no_retry_when_throttled(response=None, **kwargs):
+    """botocore's needs-retry hook: throttled answers are not retried.
+
+    botocore would send a throttled request again at once, hiding the
+    answer from the pass; the pass's StoreGate lowers its concurrency
+    and sends it again later instead. False ends botocore's retry
+    handling for this answer; None leaves it to botocore.
+    """
+    if response is None:
+        return None
+    http_response, parsed = response
+    code = (parsed or {}).get('Error', {}).get('Code')
+    if code in throttle.THROTTLE_CODES or \
+            http_response.status_code in throttle.THROTTLE_STATUSES:
+        return False
+    return None
 
 
 def _bucket_problem(shared):
@@ -125,11 +146,19 @@ class SharedS3Stores:
         the path of the first pass, where workers would wait for it.
 
         :returns: how many clients were built.
+        :raises ValueError: botocore refuses the store's configuration (an
+            endpoint, an addressing style, a bucket name that virtual
+            addressing cannot use).
         """
         with self._lock:
-            for key in self._configured_keys():
-                while self._room(key) < workers:
-                    self._open(key)
+            try:
+                for key in self._configured_keys():
+                    while self._room(key) < workers:
+                        self._open(key)
+            except boto_exceptions.BotoCoreError as error:
+                # Making a client sends no request: whatever botocore
+                # objects to here is in the configuration.
+                raise ValueError(str(error)) from error
         return self.clients()
 
     def missing_buckets(self):

@@ -28,6 +28,7 @@ and leave the data orphaned where it really is. Two checks stop that:
 import os
 
 import glance_store
+from glance_store import capabilities
 
 from glance.common import exception
 from glance.common import store_policy
@@ -63,14 +64,40 @@ def check_stores(conf, multistore, s3_stores):
         raise exception.InvalidConfiguration(reason=problem)
 
 
-def _rbd_stores(conf, multistore):
+def _configured_stores(conf, multistore):
+    """(name, type, store instance) of every configured store."""
     if multistore:
-        return [glance_store.get_store_from_store_identifier(name)
-                for name, kind in (conf.enabled_backends or {}).items()
-                if kind == 'rbd']
-    if 'rbd' not in (conf.glance_store.stores or ()):
-        return []
-    return [glance_store.get_store_from_scheme('rbd')]
+        return [(name, kind,
+                 glance_store.get_store_from_store_identifier(name))
+                for name, kind in (conf.enabled_backends or {}).items()]
+    return [(kind, kind, glance_store.get_store_from_scheme(kind))
+            for kind in (conf.glance_store.stores or ())]
+
+
+def check_can_delete(conf, multistore):
+    """Refuse a store that glance_store left unable to delete.
+
+    A driver that fails to configure (a missing library or option) is
+    still loaded, with its write access taken away: every delete would
+    answer "not supported", as the http store does for data Glance never
+    owned, and the data would be let go instead of deleted.
+
+    :raises InvalidConfiguration: naming the first such store.
+    """
+    for name, kind, store in _configured_stores(conf, multistore):
+        if kind in store_policy.READ_ONLY_STORE_TYPES:
+            continue
+        if not store.is_capable(capabilities.BitMasks.WRITE_ACCESS):
+            raise exception.InvalidConfiguration(reason=_(
+                'store %(name)s (%(type)s) failed to configure and cannot '
+                'delete: see the warning glance_store logged about it')
+                % {'name': name, 'type': kind})
+
+
+def _rbd_stores(conf, multistore):
+    return [store for _name, kind, store in _configured_stores(conf,
+                                                               multistore)
+            if kind == 'rbd']
 
 
 def _missing_rbd_pools(conf, multistore):

@@ -28,19 +28,24 @@ to delete what is left to delete, and turns every answer of the store
 into a Deletion or an exception of this module.
 """
 
+import atexit
 import enum
 import functools
 import hashlib
 import os
+import queue
 import threading
 import time
 import urllib.parse
 
 import glance_store
+from glance_store import capabilities
 from glance_store import exceptions as store_exceptions
 from oslo_log import log as logging
 
 from glance.common import crypt
+from glance.common import rbd_usage
+from glance.common import throttle
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
 
@@ -50,6 +55,14 @@ FILE_TYPE = 'file'
 # The file store answers to both (CVE-2015-1195 went through the second).
 FILE_SCHEMES = ('file', 'filesystem')
 S3_SCHEMES = ('s3', 's3+http', 's3+https')
+RBD_SCHEME = 'rbd'
+# Stores that cannot delete by design: their locations are let go.
+READ_ONLY_STORE_TYPES = frozenset(['http'])
+READ_ONLY_SCHEMES = frozenset(['http', 'https'])
+# A throttled delete is sent again, after growing waits (0.1 s doubling,
+# at most 10 s: about a minute in all), before its image fails.
+STORE_ATTEMPTS = 10
+UNBOUNDED = 2 ** 31
 
 
 class Deletion(enum.Enum):
@@ -71,6 +84,14 @@ class LocationError(Exception):
 
 class LocationInUse(Exception):
     """The store keeps the data because something uses it (RBD clones)."""
+
+
+class StoreTimeout(LocationError):
+    """A store call gave no answer in time; it may still be running."""
+
+
+def _scheme(url):
+    return url.partition(':')[0]
 
 
 def one_line(error):
@@ -295,6 +316,173 @@ def _digest(key):
                           'big')
 
 
+# --- calling a store --------------------------------------------------------
+
+# The stores whose client library blocks in C without yielding to
+# eventlet's hub (librbd and librados release the GIL, but a green thread
+# in them holds the hub: the other workers and the heartbeat stop). On the
+# eventlet backend their calls run in eventlet's pool of native threads.
+# S3, Swift, HTTP and Cinder talk through Python sockets that monkey
+# patching makes green: they stay in the hub, where they overlap already.
+NATIVE_BLOCKING_SCHEMES = frozenset(['rbd'])
+# eventlet's default number of native threads (EVENTLET_THREADPOOL_SIZE).
+TPOOL_THREADS = 20
+
+
+class StoreCalls:
+    """Runs each store call of a worker, bounded in time.
+
+    The one place that knows how a store call behaves on each concurrency
+    backend:
+
+    * threading: the call runs in the worker's thread; with a bound, in a
+      daemon thread of its own that the worker waits for at most
+      *timeout* seconds;
+    * eventlet: calls to the stores of NATIVE_BLOCKING_SCHEMES go through
+      eventlet.tpool, the others run in the green thread; the bound is an
+      eventlet.Timeout.
+
+    A call that outlives the bound is left running (no Python thread can
+    be interrupted inside a C library) and StoreTimeout is raised; the
+    caller must treat the data as possibly deleted later.
+
+    :param backend: ``eventlet`` or ``threading``.
+    :param timeout: ``scrub_store_timeout`` in seconds; 0 for no bound.
+    :param workers: the most calls at once (``scrub_pool_size``): enough
+        native threads are made for them on the eventlet backend.
+    """
+
+    def __init__(self, backend='threading', timeout=0, workers=1):
+        self.timeout = timeout
+        self._green = backend == 'eventlet'
+        self.abandoned = 0
+        self._threads = _CallThreads()
+        if self._green:
+            from eventlet import tpool
+            # Read when the pool starts, at the first call.
+            tpool.set_num_threads(max(TPOOL_THREADS, workers))
+
+    def run(self, scheme, call):
+        """call(), bounded; *scheme* is the URL scheme of its location.
+
+        :raises StoreTimeout: no answer within the bound.
+        """
+        if self._green:
+            return self._run_green(scheme in NATIVE_BLOCKING_SCHEMES, call)
+        if not self.timeout:
+            return call()
+        return self._run_in_thread(call)
+
+    def _run_in_thread(self, call):
+        pending = self._threads.submit(call)
+        if not pending.done.wait(self.timeout):
+            raise self._timed_out()
+        return pending.result()
+
+    def _run_green(self, native, call):
+        import eventlet
+        from eventlet import tpool
+        if native:
+            call = functools.partial(tpool.execute, call)
+        if not self.timeout:
+            return call()
+        timer = eventlet.Timeout(self.timeout)
+        try:
+            return call()
+        except eventlet.Timeout as fired:
+            if fired is not timer:
+                raise
+            if native:
+                # eventlet joins its native threads at exit, and this one
+                # may never return: the process would never end.
+                atexit.unregister(tpool.killall)
+            raise self._timed_out()
+        finally:
+            timer.cancel()
+
+    def _timed_out(self):
+        self.abandoned += 1
+        return StoreTimeout(_('the store gave no answer within %d seconds '
+                              '(scrub_store_timeout)') % self.timeout)
+
+
+class _PendingCall:
+    """One call handed to a _CallThreads thread, and its result."""
+
+    def __init__(self, call):
+        self._call = call
+        self.done = threading.Event()
+        self._value = self._error = None
+
+    def run(self):
+        try:
+            self._value = self._call()
+        except BaseException as error:  # noqa: BLE001 - handed over
+            self._error = error
+        finally:
+            self.done.set()
+
+    def result(self):
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _CallThreads:
+    """Daemon threads that run bounded store calls, kept for later calls.
+
+    A new thread per call would cost more than a file store delete. A
+    thread stuck in a store stays out of the pool; being a daemon, it
+    cannot keep the process from exiting once the pass is over.
+    """
+
+    def __init__(self):
+        self._calls = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, call):
+        pending = _PendingCall(call)
+        with self._lock:
+            spare = self._idle > 0
+            if spare:
+                self._idle -= 1
+        if not spare:
+            threading.Thread(target=self._serve, name='store-call',
+                             daemon=True).start()
+        self._calls.put(pending)
+        return pending
+
+    def _serve(self):
+        while True:
+            self._calls.get().run()
+            with self._lock:
+                self._idle += 1
+
+
+def bound_library_timeouts(conf, multistore, seconds):
+    """Give glance_store's own store timeouts a default of *seconds*.
+
+    Only where the operator left them unset: ``rados_connect_timeout``
+    (glance_store applies it to the RADOS connection and to each monitor
+    and OSD operation, which librados otherwise waits for without end).
+    A call this scrubber gave up on then ends by itself instead of
+    holding a thread for the life of the process. Nothing is changed when
+    *seconds* is 0.
+    """
+    if not seconds:
+        return
+    if multistore:
+        groups = [name for name, kind in (conf.enabled_backends or {}).items()
+                  if kind == 'rbd']
+    else:
+        groups = ['glance_store'] if 'rbd' in _single_store_types(conf) \
+            else []
+    for group in groups:
+        if conf[group].rados_connect_timeout < 0:
+            conf.set_default('rados_connect_timeout', seconds, group=group)
+
+
 # --- deleting ---------------------------------------------------------------
 
 
@@ -332,15 +520,23 @@ class StoreDeleter:
         refused.
     :param s3_stores: a SharedS3Stores serving the S3 locations, or None
         to leave every location to glance_store's own helpers.
+    :param gate: a throttle.StoreGate every store delete goes through
+        (adaptive concurrency, retries of throttled requests, rate cap);
+        by default one that lets everything through.
+    :param calls: the StoreCalls that runs each store call (backend,
+        ``scrub_store_timeout``); by default unbounded, in the caller's
+        native thread.
     """
 
     def __init__(self, context, multistore=False, encryption_key=None,
-                 datadirs=None, s3_stores=None):
+                 datadirs=None, s3_stores=None, gate=None, calls=None):
         self._context = context
         self._multistore = multistore
         self._encryption_key = encryption_key
         self._datadirs = datadirs or FileDatadirs([])
         self._s3_stores = s3_stores
+        self.gate = gate or throttle.StoreGate(UNBOUNDED)
+        self.calls = calls or StoreCalls()
         self._library_errors = _store_library_errors()
         self.data_users = DataUsers(self.url_of)
 
@@ -348,6 +544,7 @@ class StoreDeleter:
         """Forget what an earlier pass learnt of the stores and images."""
         self.data_users.forget()
         self._datadirs.forget()
+        self.gate.start_pass()
 
     def url_of(self, value):
         """The URL a stored location value holds (decrypted if need be)."""
@@ -368,19 +565,22 @@ class StoreDeleter:
         :raises LocationInUse: the store keeps the data because it is in
             use; nothing was deleted.
         """
-        url = self.url_of(location.url)
-        backend = self._backend_of(location) if self._multistore else None
-        self._check_owned(url)
-        digest = self.data_users.digest_of(location)
+        url, backend, digest = self._checked(location)
         if self.data_users.users_besides(digest, image_id):
             return Deletion.SHARED
         try:
-            self._delete_url(url, backend)
+            self.gate.call(lambda: self._delete_url(url, backend),
+                           STORE_ATTEMPTS)
         except store_exceptions.NotFound:
             if self.data_users.claimed_together(digest):
                 return Deletion.GONE_WITH_ANOTHER
             return Deletion.ALREADY_GONE
         except store_exceptions.StoreDeleteNotSupported:
+            if _scheme(url) not in READ_ONLY_SCHEMES:
+                # A driver that failed to configure, not a store that
+                # never owned the data: letting it go would leak it.
+                raise LocationError(_('the store cannot delete: its driver '
+                                      'is not configured for writing'))
             return Deletion.NOT_OWNED
         except (store_exceptions.InUseByStore,
                 store_exceptions.HasSnapshot) as error:
@@ -393,6 +593,56 @@ class StoreDeleter:
                 'type': type(error).__name__, 'error': one_line(error)})
         return Deletion.DELETED
 
+    def plan(self, image_id, location):
+        """What delete() would decide for a location, touching nothing.
+
+        The same checks as delete(), then a look at the configured store
+        that would serve it; the store itself is not asked, so data that
+        is already gone or in use (RBD clones) cannot be told apart.
+
+        :returns: DELETED (the store would be asked to delete it), SHARED,
+            NOT_OWNED, or ALREADY_GONE (no backend matches, as delete()
+            finds).
+        :raises LocationError: delete() would refuse, for this reason.
+        """
+        url, backend, digest = self._checked(location)
+        if self.data_users.users_besides(digest, image_id):
+            return Deletion.SHARED
+        try:
+            store = self._store_for(url, backend)
+        except store_exceptions.NotFound:
+            return Deletion.ALREADY_GONE
+        except store_exceptions.UnknownScheme as error:
+            raise LocationError(_('no configured store serves it: %s')
+                                % one_line(error))
+        if not store.is_capable(capabilities.BitMasks.WRITE_ACCESS):
+            return Deletion.NOT_OWNED
+        return Deletion.DELETED
+
+    def _checked(self, location):
+        """The checks before the store: (url, backend, digest of the data).
+
+        :raises LocationError: the location must not be deleted.
+        """
+        url = self.url_of(location.url)
+        backend = self._backend_of(location) if self._multistore else None
+        self._check_owned(url)
+        return url, backend, self.data_users.digest_of(location)
+
+    def _store_for(self, url, backend):
+        """The store glance_store would delete *url* with."""
+        if not self._multistore:
+            return glance_store.get_store_from_uri(url)
+        if backend:
+            return glance_store.get_store_from_store_identifier(backend)
+        # As glance_store.delete() does without a backend: the first
+        # backend whose type starts the URL.
+        for name, kind in glance_store.multi_backend.CONF.enabled_backends \
+                .items():
+            if url.startswith(kind):
+                return glance_store.get_store_from_store_identifier(name)
+        raise store_exceptions.NotFound()
+
     def data_present(self, location):
         """Whether the store still has a location's data (for a restore).
 
@@ -401,12 +651,8 @@ class StoreDeleter:
         url = self.url_of(location.url)
         backend = self._backend_of(location) if self._multistore else None
         try:
-            if self._multistore:
-                glance_store.get_size_from_uri_and_backend(
-                    url, backend, context=self._context)
-            else:
-                glance_store.get_size_from_backend(url,
-                                                   context=self._context)
+            self.calls.run(_scheme(url),
+                           lambda: self._get_size(url, backend))
         except store_exceptions.NotFound:
             return False
         except (store_exceptions.GlanceStoreException,
@@ -432,7 +678,20 @@ class StoreDeleter:
             raise LocationError(_('%s is outside every filesystem_store_'
                                   'datadir: not deleted') % path)
 
+    def _get_size(self, url, backend):
+        if self._multistore:
+            return glance_store.get_size_from_uri_and_backend(
+                url, backend, context=self._context)
+        return glance_store.get_size_from_backend(url, context=self._context)
+
     def _delete_url(self, url, backend):
+        self.calls.run(_scheme(url),
+                       lambda: self._send_delete(url, backend))
+
+    def _send_delete(self, url, backend):
+        if _scheme(url) == RBD_SCHEME:
+            # glance_store would break an image in use before refusing.
+            rbd_usage.check_not_in_use(self._store_for(url, backend), url)
         if self._s3_stores and self._s3_stores.handles(url, backend):
             self._s3_stores.delete(url, backend, self._context)
         elif self._multistore:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(BENCH.parent))
 import upstream_glance_venv  # noqa: E402
 
 EXTRA = ('psycopg2-binary', 'boto3')
+CEPH_BINDINGS = BENCH.parent / 'backends' / 'ceph_bindings.py'
 STAMP = 'bench-upstream.stamp'
 
 
@@ -54,8 +55,19 @@ def _stamp_text(base_python):
                               base_python, ' '.join(EXTRA))
 
 
-def ensure(layer_dir=None):
-    """Return the python of the layered venv, building it when needed."""
+def ensure(layer_dir=None, with_ceph=False):
+    """Return the python of the layered venv, building it when needed.
+
+    :param with_ceph: also make Debian's rados and rbd bindings importable
+        there (tools/backends/ceph_bindings.py), for upstream on RBD.
+    """
+    python = _ensure(layer_dir)
+    if with_ceph:
+        subprocess.run([str(python), str(CEPH_BINDINGS)], check=True)
+    return python
+
+
+def _ensure(layer_dir):
     base_python = upstream_glance_venv.ensure(
         upstream_glance_venv.default_venv().absolute())
     layer_dir = pathlib.Path(layer_dir or default_dir()).absolute()

@@ -38,8 +38,10 @@ is taken over by a later pass, which deletes whatever data is left.
 import contextlib
 import dataclasses
 import datetime
+import functools
 import itertools
 import threading
+import time
 
 from oslo_config import cfg
 from oslo_db import api as oslo_db_api
@@ -49,6 +51,11 @@ from oslo_serialization import jsonutils
 from oslo_utils import timeutils
 import sqlalchemy as sa
 from sqlalchemy import sql
+
+try:
+    import psycopg2
+except ImportError:  # a deployment on MySQL or SQLite only
+    psycopg2 = None
 
 from glance.common import exception
 from glance.db.sqlalchemy import models
@@ -71,10 +78,70 @@ def _sqlite_busy(error):
     return 'database is locked' in str(error)
 
 
-retry_on_db_error = oslo_db_api.wrap_db_retry(
+# PostgreSQL's answers while it shuts down, crashes or starts up
+# (admin_shutdown, crash_shutdown, cannot_connect_now).
+_POSTGRESQL_GOING_AWAY = frozenset(['57P01', '57P02', '57P03'])
+
+
+def _postgresql_connection_lost(error):
+    """Whether psycopg2 lost, or could not make, its server connection.
+
+    oslo.db recognises the words libpq used before release 14 ("could not
+    connect to server"), not those of later releases ('connection to
+    server at "HOST", port P failed'), nor psycopg2's shorter ones under
+    eventlet: a PostgreSQL restart would fail every statement of the
+    outage instead of being waited for. An OperationalError without an
+    SQLSTATE was raised by libpq itself, about the connection.
+    """
+    inner = getattr(error, 'inner_exception', None) or error
+    driver_error = getattr(inner, 'orig', None)
+    if psycopg2 is None or \
+            not isinstance(driver_error, psycopg2.OperationalError):
+        return False
+    return driver_error.pgcode in _POSTGRESQL_GOING_AWAY or \
+        driver_error.pgcode is None
+
+
+def _worth_retrying(error):
+    return _sqlite_busy(error) or _postgresql_connection_lost(error)
+
+
+# About 15 s of retries in all (0.5, 1, 2, 4, 8 s): a server restart or a
+# fail-over is waited for; a longer outage fails what the pass was doing
+# (the claim, or the record: a later pass finishes it).
+_retry = oslo_db_api.wrap_db_retry(
     max_retries=5, retry_interval=0.5, inc_retry_interval=True,
     retry_on_deadlock=True, retry_on_disconnect=True,
-    exception_checker=_sqlite_busy)
+    exception_checker=_worth_retrying)
+
+# The API calls under way, by thread: (name, monotonic start). A server
+# that stops answering leaves a call waiting in the driver, where the
+# caller cannot say so; whoever watches the pass can (calls_waiting).
+_calls_under_way = {}
+
+
+def retry_on_db_error(function):
+    """An API call: retried on the errors worth it, and tracked."""
+    retried = _retry(function)
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        thread = threading.get_ident()
+        _calls_under_way[thread] = (function.__name__, time.monotonic())
+        try:
+            return retried(*args, **kwargs)
+        finally:
+            _calls_under_way.pop(thread, None)
+    return call
+
+
+def longest_call_under_way():
+    """(name, seconds) of the API call waiting longest now, or None."""
+    calls = list(_calls_under_way.values())
+    if not calls:
+        return None
+    name, started = min(calls, key=lambda call: call[1])
+    return name, time.monotonic() - started
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,6 +367,37 @@ def _page(context, query, marker, limit, retaken):
     if retaken:
         return [Candidate(row.id, True, row.updated_at) for row in rows]
     return [Candidate(row.id) for row in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class BacklogTotals:
+    """The images waiting for a scrub, for the metrics.
+
+    ``oldest_deleted_at`` is None when nothing waits.
+    """
+
+    count: int
+    oldest_deleted_at: datetime.datetime = None
+
+
+@retry_on_db_error
+def backlog_totals(context):
+    """Count the pending_delete images and find the oldest deletion.
+
+    Every soft-deleted pending_delete image counts, eligible yet or not
+    (``scrub_time``): this is what waits for a scrubber. Read on the
+    primary, so that the totals taken right after a pass do not show the
+    images it has just scrubbed, as a lagging replica would.
+
+    :returns: a BacklogTotals.
+    """
+    image = models.Image
+    query = (sa.select(sa.func.count(image.id), sa.func.min(image.deleted_at))
+             .where(image.status == PENDING_DELETE,
+                    image.deleted == sql.true()))
+    with _reader(context) as session:
+        count, oldest = session.execute(query).one()
+    return BacklogTotals(count, oldest)
 
 
 # --- claims -----------------------------------------------------------------
@@ -540,6 +638,52 @@ def data_users(context, after_id=None):
             # The new rows only, found by the primary key: no join.
             query = query.where(location.id > after_id)
         return session.execute(query).all(), highest
+
+
+# --- the backlog, read only -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BacklogImage:
+    """A pending_delete image as --list and --dry-run show it.
+
+    ``locations`` are its pending_delete locations (PendingLocation), in
+    id order: the ones a pass would delete, in that order.
+    """
+
+    id: str
+    deleted_at: datetime.datetime
+    size: int
+    locations: tuple
+
+
+@retry_on_db_error
+def list_backlog(context, marker=None, limit=500, deleted_before=None):
+    """Return one page of the pending_delete images, as BacklogImages.
+
+    Read only: nothing is claimed or written, so it is safe while passes
+    run. The page holds the pending_delete, soft-deleted images ordered
+    by id after *marker*, with their pending_delete locations; with
+    *deleted_before*, only those deleted at or before it (the images a
+    pass would take). Read on the primary: an operator asks what is there
+    now, and a replica may lag.
+    """
+    image = models.Image
+    query = (sa.select(image.id, image.deleted_at, image.size)
+             .where(image.status == PENDING_DELETE,
+                    image.deleted == sql.true()))
+    if deleted_before is not None:
+        query = query.where(image.deleted_at <= deleted_before)
+    if marker is not None:
+        query = query.where(image.id > marker)
+    query = query.order_by(image.id).limit(limit)
+    with _reader(context) as session:
+        rows = session.execute(query).all()
+        locations = (_pending_locations(session, [row.id for row in rows])
+                     if rows else {})
+    return [BacklogImage(row.id, row.deleted_at, row.size,
+                         tuple(locations.get(row.id, ())))
+            for row in rows]
 
 
 # --- restore ----------------------------------------------------------------

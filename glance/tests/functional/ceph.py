@@ -16,7 +16,10 @@
   memstore OSD as plain processes, with the pool ``images`` ready for RBD;
 * RbdPool puts images in that pool and inspects them through the rados
   and rbd bindings directly, never through glance_store, so that what a
-  test seeds and checks does not depend on the code under test.
+  test seeds and checks does not depend on the code under test;
+* GlanceStoreRbd adds images through glance_store's own rbd driver, as
+  glance-api does, for tests that want the images exactly as it makes
+  them.
 
 Needs the Debian packages that tools/backends/install_backends.sh installs,
 and the bindings made importable by tools/backends/ceph_bindings.py.
@@ -25,6 +28,7 @@ missing cluster is an error.
 """
 
 import contextlib
+import io
 import json
 import os
 import pathlib
@@ -33,6 +37,8 @@ import sys
 import urllib.parse
 
 import fixtures
+from glance_store._drivers import rbd as rbd_driver
+from oslo_config import cfg
 
 from glance.tests import databases
 
@@ -147,9 +153,10 @@ class CephCluster(fixtures.Fixture):
                              % (name, '\n'.join(lines)))
         return ''.join(tails)
 
-    def rbd_pool(self):
+    def rbd_pool(self, clone_format=1):
         """An RbdPool on this cluster's pool; close() it when done."""
-        return RbdPool(self.conf, self.pool, self.user)
+        return RbdPool(self.conf, self.pool, self.user,
+                       clone_format=clone_format)
 
 
 def parse_url(url):
@@ -179,17 +186,21 @@ class RbdPool:
 
     Images are named by the test; put() returns the glance location URL.
     One client connection, held until close().
+
+    :param clone_format: the format of the clones clone() makes
+        (``rbd_default_clone_format``). Format 1, the default, is what
+        Nova and Cinder get from a cluster like most in production: the
+        parent's snapshot cannot be unprotected while a clone exists.
+        With format 2 it can, and the parent goes to the RBD trash
+        instead.
     """
 
-    def __init__(self, conf, pool, user='admin'):
+    def __init__(self, conf, pool, user='admin', clone_format=1):
         self.conf = conf
         self.pool = pool
         self.user = user
-        # Clone format 1 is what Nova and Cinder get from a cluster like
-        # most in production: the parent's snapshot cannot be unprotected
-        # while a clone exists. (With format 2 it can, and the parent
-        # goes to the RBD trash instead.)
-        self._client = connect(conf, user, rbd_default_clone_format='1')
+        self._client = connect(conf, user,
+                               rbd_default_clone_format=str(clone_format))
         try:
             self._ioctx = self._client.open_ioctx(pool)
             self.fsid = self._client.get_fsid()
@@ -238,6 +249,20 @@ class RbdPool:
             image.protect_snap(SNAPSHOT)
         return self.url(name)
 
+    def put_sparse(self, name, size, data):
+        """An image of *size* bytes with *data* written at its start.
+
+        Laid out as put() does; for images larger than what they hold,
+        as most Glance images are once a sparse upload is done.
+        """
+        rbd.RBD().create(self._ioctx, name, size, order=ORDER,
+                         old_format=False, features=self._features())
+        with rbd.Image(self._ioctx, name) as image:
+            image.write(data, 0)
+            image.create_snap(SNAPSHOT)
+            image.protect_snap(SNAPSHOT)
+        return self.url(name)
+
     def exists(self, url):
         """Whether the image of *url* exists (its snapshot may not)."""
         try:
@@ -274,18 +299,24 @@ class RbdPool:
         rbd.RBD().remove(self._ioctx, child_name)
 
     @contextlib.contextmanager
-    def open_by_another_client(self, url):
+    def open_by_another_client(self, url, exclusive_lock=False):
         """Keep the image open in a client connection of its own.
 
         Opening an image for writing registers a watch on its header, so
         the image is in use (as a running VM's disk is) for as long as
         the context lasts. A connection of its own: librbd does not count
         the watch of the client that asks for the removal.
+
+        :param exclusive_lock: also take the image's exclusive lock and
+            keep it (``rbd_lock_acquire``: not given up when another
+            client asks for it).
         """
         client = connect(self.conf, self.user)
         try:
             with client.open_ioctx(self.pool) as ioctx:
                 with rbd.Image(ioctx, self._name(url)) as image:
+                    if exclusive_lock:
+                        image.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
                     yield image
         finally:
             client.shutdown()
@@ -293,3 +324,103 @@ class RbdPool:
     def names(self):
         """The names of all images in the pool, sorted."""
         return sorted(rbd.RBD().list(self._ioctx))
+
+    def remove(self, url):
+        """Remove the image of *url* and its snapshots, behind Glance's back.
+
+        What an operator cleaning the pool by hand does.
+        """
+        name = self._name(url)
+        with rbd.Image(self._ioctx, name) as image:
+            for snap in list(image.list_snaps()):
+                if image.is_protected_snap(snap['name']):
+                    image.unprotect_snap(snap['name'])
+                image.remove_snap(snap['name'])
+        rbd.RBD().remove(self._ioctx, name)
+
+    def _trash(self):
+        return {entry['name']: entry['id']
+                for entry in rbd.RBD().trash_list(self._ioctx)}
+
+    def in_trash(self, url):
+        """Whether the image of *url* is in the pool's RBD trash.
+
+        There its data is kept, out of list(), until the trash is purged.
+        """
+        return self._name(url) in self._trash()
+
+    def purge_from_trash(self, url):
+        """Delete the image of *url* from the trash, for good."""
+        rbd.RBD().trash_remove(self._ioctx, self._trash()[self._name(url)])
+
+
+def client_conf(cluster, path, options):
+    """Write a ceph.conf for clients: the cluster's plus [client] *options*.
+
+    For what only the scrubber's connection should see, such as a network
+    delay injected on the client side (``ms inject delay ...``).
+
+    :returns: *path*, as a string.
+    """
+    with open(cluster.conf) as conf:
+        text = conf.read()
+    with open(path, 'w') as conf:
+        conf.write(text + '\n[client]\n' + ''.join(
+            '%s = %s\n' % option for option in options.items()))
+    return str(path)
+
+
+def rbd_store_options(cluster):
+    """glance_store's options for an rbd store in *cluster*'s pool."""
+    return {'rbd_store_pool': cluster.pool, 'rbd_store_user': cluster.user,
+            'rbd_store_ceph_conf': cluster.conf}
+
+
+def use_rbd_store(config, cluster):
+    """Make the single store of a ScrubberConfig the cluster's rbd store."""
+    config.set('glance_store', stores='rbd', default_store='rbd',
+               filesystem_store_datadir=None, **rbd_store_options(cluster))
+    return config
+
+
+class GlanceStoreRbd:
+    """Images added by glance_store's rbd driver, as glance-api adds them.
+
+    A protected snapshot ``snap`` on each, the URL
+    ``rbd://FSID/POOL/IMAGE/snap`` and, with a backend name, the location
+    metadata ``{'store': backend}``. The driver runs in the test process,
+    on a configuration of its own. put(), url() and exists() make it a
+    store helper for scenario.Placement; what it checks goes through
+    *pool*, not glance_store.
+
+    :param pool: an RbdPool of the same cluster and pool.
+    :param backend: the backend name in a multi-store configuration;
+        None for a single store.
+    """
+
+    def __init__(self, cluster, pool, backend=None):
+        self._pool = pool
+        group = backend or 'glance_store'
+        conf = cfg.ConfigOpts()
+        conf.register_opts(rbd_driver.Store.OPTIONS, group=group)
+        conf([], project='glance', default_config_files=[],
+             default_config_dirs=[])
+        for name, value in rbd_store_options(cluster).items():
+            conf.set_override(name, value, group=group)
+        self._store = rbd_driver.Store(conf, backend=backend)
+        self._store.configure(re_raise_bsc=True)
+
+    def add(self, image_id, data):
+        """Store *data* as image *image_id*: (URL, location metadata)."""
+        url, _size, _checksum, _hash, metadata = self._store.add(
+            image_id, io.BytesIO(data), len(data), 'sha256')
+        return url, metadata
+
+    def put(self, name, data):
+        return self.add(name, data)[0]
+
+    def url(self, name):
+        return self._pool.url(name)
+
+    def exists(self, url):
+        return self._pool.exists(url)

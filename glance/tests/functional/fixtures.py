@@ -510,6 +510,8 @@ class CountingProxy(fixtures.Fixture):
         self._lock = threading.Condition()
         self._failing = None
         self._holding = None
+        self._rate = None
+        self.throttled = 0
         self.reset()
 
     def _setUp(self):
@@ -555,6 +557,32 @@ class CountingProxy(fixtures.Fixture):
     def stop_failing(self):
         with self._lock:
             self._failing = None
+
+    def limit_rate(self, rate):
+        """Answer 503 SlowDown to the requests beyond *rate* per second.
+
+        A token bucket holding one second of requests, as an S3 or RGW
+        with a request rate limit does; None lifts the limit.
+        """
+        with self._lock:
+            self._rate = rate
+            self._tokens = rate
+            self._refilled = time.monotonic()
+            self.throttled = 0
+
+    def _over_rate(self):
+        # Called under the lock.
+        if not self._rate:
+            return False
+        now = time.monotonic()
+        self._tokens = min(self._rate, self._tokens +
+                           (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return False
+        self.throttled += 1
+        return True
 
     # holding
 
@@ -604,6 +632,8 @@ class CountingProxy(fixtures.Fixture):
                 self.max_in_flight_per_group.get(request.group, 0),
                 self._group_in_flight[request.group])
             failing = self._failing
+            if self._over_rate():
+                return request, SLOW_DOWN
         return request, (failing[1] if failing and
                          failing[0](method, path) else None)
 
@@ -639,6 +669,9 @@ class _ProxyServer(http.server.ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
+
+# S3's answer to a request over its rate limit (with the code SlowDown).
+SLOW_DOWN = 503
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business.
 _HOP_BY_HOP = frozenset(['connection', 'keep-alive', 'proxy-connection',
@@ -742,9 +775,10 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 
 def _failure_response(status):
-    payload = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
-               'InternalError</Code><Message>failure injected by the test '
-               'proxy</Message></Error>').encode()
+    code = 'SlowDown' if status == SLOW_DOWN else 'InternalError'
+    payload = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s'
+               '</Code><Message>failure injected by the test proxy'
+               '</Message></Error>' % code).encode()
     return status, [('Content-Type', 'application/xml')], payload
 
 

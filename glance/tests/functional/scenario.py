@@ -260,10 +260,11 @@ class Backlog:
 
 
 def summary_counts(summary):
-    """The summary without its timings."""
+    """The summary without its timings and the store's pacing."""
     assert summary is not None, 'no "Scrub pass summary:" line'
     return {name: value for name, value in summary.items()
-            if name not in ('seconds', 'images_per_second')}
+            if name not in ('seconds', 'images_per_second', 'throttled',
+                            'concurrency')}
 
 
 def is_scrubbed(engine, image):

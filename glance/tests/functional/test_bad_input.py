@@ -77,6 +77,40 @@ def nothing(config, tmp_path):
     pass
 
 
+def option(section, **options):
+    def change(config, tmp_path):
+        config.set(section, **options)
+    return change
+
+
+def extra_file(content):
+    """A second configuration file, EXTRA in the arguments."""
+    def change(config, tmp_path):
+        (tmp_path / 'extra.conf').write_bytes(content)
+    return change
+
+
+def s3_store(**options):
+    """The S3 store besides the file store; no S3 request is made."""
+    def change(config, tmp_path):
+        config.set('glance_store', stores='file,s3', **dict(
+            fixtures.s3_store_options('http://127.0.0.1:9', 'images'),
+            **options))
+    return change
+
+
+def under_a_file(section, option_name):
+    """*option_name* set to a path whose parent is a regular file."""
+    def change(config, tmp_path):
+        (tmp_path / 'a-file').write_text('')
+        config.set(section, **{option_name: str(tmp_path / 'a-file' / 'x')})
+    return change
+
+
+# The largest value of the options in seconds, and one past it.
+MAX_SECONDS = 2 ** 31 - 1
+
+
 # (id, change to the configuration, extra arguments, environment, words
 # the refusal must contain)
 CASES = [
@@ -106,6 +140,72 @@ CASES = [
     # kazoo, ZooKeeper's client, is not installed.
     ('coordination-client-missing', coordination_url('zookeeper://host'), (),
      {}, ['[coordination] backend_url']),
+    # An "option =" line gives None, not the default.
+    ('pool-size-empty', pool_size(''), (), {}, ['scrub_pool_size', 'empty']),
+    ('scrub-time-empty', option('DEFAULT', scrub_time=''), (), {},
+     ['scrub_time', 'empty']),
+    ('wakeup-time-empty', option('DEFAULT', wakeup_time=''), ('--daemon',),
+     {}, ['wakeup_time', 'empty']),
+    ('claim-timeout-empty', option('DEFAULT', scrub_claim_timeout=''), (),
+     {}, ['scrub_claim_timeout', 'empty']),
+    ('not-found-ratio-empty', option('DEFAULT', scrub_not_found_ratio=''),
+     (), {}, ['scrub_not_found_ratio', 'empty']),
+    ('not-found-ratio-nan', option('DEFAULT', scrub_not_found_ratio='nan'),
+     (), {}, ['scrub_not_found_ratio', 'nan']),
+    ('report-interval-empty', option('DEFAULT', report_interval=''), (), {},
+     ['report_interval', 'empty']),
+    ('store-rate-limit-nan', option('DEFAULT', scrub_store_rate_limit='nan'),
+     (), {}, ['scrub_store_rate_limit', 'nan']),
+    # 2**40 seconds before now is before the year 1.
+    ('scrub-time-huge', option('DEFAULT', scrub_time=2 ** 40), (), {},
+     ['scrub_time', 'less than or equal']),
+    ('scrub-time-above-max', option('DEFAULT', scrub_time=MAX_SECONDS + 1),
+     (), {}, ['scrub_time']),
+    ('claim-timeout-huge', option('DEFAULT', scrub_claim_timeout=2 ** 40),
+     (), {}, ['scrub_claim_timeout', 'less than or equal']),
+    ('wakeup-time-huge', option('DEFAULT', wakeup_time=2 ** 40),
+     ('--daemon',), {}, ['wakeup_time', 'less than or equal']),
+    ('pool-size-huge', pool_size(2 ** 40), (), {},
+     ['scrub_pool_size', 'less than or equal']),
+    ('claim-timeout-0', option('DEFAULT', scrub_claim_timeout=0), (), {},
+     ['scrub_claim_timeout']),
+    ('wakeup-time-negative', option('DEFAULT', wakeup_time=-1),
+     ('--daemon',), {}, ['wakeup_time']),
+    ('debug-not-a-boolean', option('DEFAULT', debug='maybe'), (), {},
+     ['--debug', 'maybe']),
+    ('config-file-is-a-directory', nothing, ('--config-file', '{tmp}'), {},
+     ['{tmp}', 'directory']),
+    ('config-file-binary', extra_file(bytes(range(256)) * 4),
+     ('--config-file', '{tmp}/extra.conf'), {},
+     ['{tmp}/extra.conf', 'UTF-8']),
+    ('config-file-not-utf8', extra_file(b'[DEFAULT]\n# caf\xe9\n'),
+     ('--config-file', '{tmp}/extra.conf'), {},
+     ['{tmp}/extra.conf', 'UTF-8']),
+    ('log-file-in-a-missing-folder',
+     option('DEFAULT', log_file='/nonexistent/glance-scrubber.log'), (),
+     {}, ['/nonexistent/glance-scrubber.log']),
+    ('log-config-missing', nothing,
+     ('--log-config-append', '/nonexistent/logging.ini'), {},
+     ['/nonexistent/logging.ini']),
+    ('lock-path-under-a-file', under_a_file('oslo_concurrency',
+                                            'lock_path'), (), {},
+     ['lock_path', 'Not a directory']),
+    ('datadir-cannot-be-created', under_a_file('glance_store',
+                                               'filesystem_store_datadir'),
+     (), {}, ['filesystem_store_datadir', '{tmp}/a-file/x']),
+    ('s3-virtual-addressing-bad-bucket-name',
+     s3_store(s3_store_bucket='Not_A_DNS_Name',
+              s3_store_bucket_url_format='virtual'), (), {},
+     ['Not_A_DNS_Name', 'DNS']),
+    ('s3-unknown-url-format', s3_store(s3_store_bucket_url_format='sideways'),
+     (), {}, ['sideways']),
+    # glance_store keeps a store that fails to configure, unable to
+    # delete: its data would be let go, never deleted.
+    ('s3-store-fails-to-configure', s3_store(s3_store_host=None), (), {},
+     ['s3', 'failed to configure', 'cannot delete']),
+    ('s3-negative-large-object-size',
+     s3_store(s3_store_large_object_size=-5), (), {},
+     ['s3_store_large_object_size']),
 ]
 
 
@@ -123,17 +223,18 @@ def test_refused_at_start_and_nothing_deleted(change, args, env, words,
     seed.insert(database.engine, [image])
     rows = scenario.rows_of(database.engine, [image.id])
     change(config, tmp_path)
-    args = [image.id if arg == 'IMAGE' else arg for arg in args]
+    args = [image.id if arg == 'IMAGE' else arg.format(tmp=tmp_path)
+            for arg in args]
 
     run = fixtures.run_scrubber(config, *args, env=env, timeout=120)
 
     assert run.returncode == 2, run.describe()
     assert 'Traceback' not in run.output, run.describe()
-    refusals = [line for line in run.stderr.splitlines()
-                if line.startswith('glance-scrubber:')]
+    refusals = run.stderr.splitlines()
     assert len(refusals) == 1, run.describe()
+    assert refusals[0].startswith('glance-scrubber:'), run.describe()
     for word in words:
-        assert word in refusals[0], run.describe()
+        assert word.format(tmp=tmp_path) in refusals[0], run.describe()
     assert run.summary is None
     assert scenario.rows_of(database.engine, [image.id]) == rows
     assert all(file_store.exists(location.url)

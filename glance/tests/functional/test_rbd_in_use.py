@@ -23,6 +23,7 @@ import uuid
 
 import pytest
 
+from glance.tests.functional import ceph
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests import seed
@@ -31,13 +32,8 @@ BACKENDS = ('eventlet', 'threading')
 DATA = b'glance image data' * 1024
 
 
-def use_rbd_store(config, ceph_cluster):
-    config.set('glance_store', stores='rbd', default_store='rbd',
-               filesystem_store_datadir=None,
-               rbd_store_pool=ceph_cluster.pool,
-               rbd_store_user=ceph_cluster.user,
-               rbd_store_ceph_conf=ceph_cluster.conf)
-    return config
+# Shared with other test modules, which still find it here.
+use_rbd_store = ceph.use_rbd_store
 
 
 def rbd_image(rbd_pool):

@@ -14,6 +14,7 @@
 
 import os
 import signal
+import sys
 
 import fixtures
 from oslo_config import cfg
@@ -150,3 +151,25 @@ class TestStopSignals(testtools.TestCase):
 
         self.assertEqual(['SIGTERM', 'SIGINT'], requests)
         self.assertEqual('', logs.output)
+
+
+class TestUnexpectedErrors(testtools.TestCase):
+
+    def test_an_uncaught_error_is_logged_and_said_in_one_line(self):
+        logged = []
+        self.useFixture(fixtures.MonkeyPatch(
+            'sys.excepthook', lambda *info: logged.append(info)))
+        stderr = self.useFixture(fixtures.StringStream('stderr')).stream
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', stderr))
+        cmd._say_crashes_on_stderr()
+
+        try:
+            raise TypeError('no good\nsecond line')
+        except TypeError:
+            sys.excepthook(*sys.exc_info())
+
+        self.assertEqual(1, len(logged))  # oslo.log's hook still runs
+        stderr.seek(0)
+        self.assertEqual(['glance-scrubber: unexpected error (the log has '
+                          'the traceback): TypeError: no good'],
+                         stderr.read().splitlines())

@@ -17,6 +17,7 @@ and works around; if glance_store changes it, they fail.
 """
 
 import contextlib
+import http.server
 import inspect
 import threading
 import uuid
@@ -34,6 +35,7 @@ import testtools
 from glance.common import exception
 from glance.common import s3_stores
 from glance.common import store_checks
+from glance.common import throttle
 from glance import context
 
 ACCESS, SECRET = 'scrubber-access', 'scrubber-secret'
@@ -200,6 +202,47 @@ class TestSharedS3Stores(MotoS3):
         self.assertTrue(self.stores.handles('s3://a:b@host/bucket/key', None))
         self.assertTrue(self.stores.handles('s3+https://host/b/k', None))
         self.assertFalse(self.stores.handles('file:///var/lib/x', None))
+
+
+class _SlowDownHandler(http.server.BaseHTTPRequestHandler):
+    """An S3 over its request rate: every request answered SlowDown."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def do_HEAD(self):
+        self.server.requests += 1
+        self.send_response(503)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+class TestThrottledAnswers(MotoS3):
+
+    def test_a_throttled_answer_reaches_the_caller_at_once(self):
+        # botocore would send it again itself (three times in standard
+        # mode); the pass's StoreGate must see each one to back off.
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                 _SlowDownHandler)
+        server.requests = 0
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.endpoint = '127.0.0.1:%d' % server.server_address[1]
+        self.configure_store()
+        url = 's3://%s:%s@%s/%s/key' % (ACCESS, SECRET, self.endpoint,
+                                        self.bucket)
+
+        # glance_store re-raises the HEAD's answer as a configuration
+        # error, raised while handling botocore's.
+        error = self.assertRaises(
+            store_exceptions.BadStoreConfiguration,
+            s3_stores.SharedS3Stores().delete, url, None, self.context)
+
+        self.assertTrue(throttle.is_throttled(error))
+        self.assertEqual(1, server.requests)
 
 
 class TestMultiStoreSelection(testtools.TestCase):

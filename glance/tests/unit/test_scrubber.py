@@ -40,6 +40,7 @@ import testtools
 
 from glance.common import exception
 from glance.common import store_policy
+from glance.common import throttle
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
 from glance.tests import seed
@@ -106,6 +107,8 @@ class RecordingDeleter:
         self.sleep = sleep
         self.on_delete = on_delete
         self.data_users = FakeDataUsers(on_refresh)
+        # The real gate, never throttled: the pass reports its pacing.
+        self.gate = throttle.StoreGate(store_policy.UNBOUNDED)
         self.passes_started = 0
         self.deleted = []
         self.asked = []
@@ -679,7 +682,7 @@ class TestClaims(ScrubberTestCase):
             connection.exec_driver_sql(
                 'ALTER TABLE images RENAME TO images_away')
 
-        summary = the_scrubber._run_pass()
+        summary = the_scrubber._run_pass(scrubber.Summary())
 
         self.assertEqual([], deleter.asked)
         self.assertEqual((2, 2), (summary.found, summary.failed))
@@ -1186,12 +1189,14 @@ class TestSummary(testtools.TestCase):
     def test_describe_names_every_count(self):
         summary = scrubber.Summary(found=7, scrubbed=4, failed=1, skipped=1,
                                    in_use=1, locations_deleted=6,
-                                   bytes_reclaimed=4096, seconds=2.0)
+                                   bytes_reclaimed=4096, seconds=2.0,
+                                   throttled=3, concurrency=5)
 
         self.assertEqual(
             'found=7 scrubbed=4 failed=1 skipped=1 in_use=1 '
             'locations_deleted=6 bytes_reclaimed=4096 seconds=2.00 '
-            'images_per_second=2.0', summary.describe())
+            'images_per_second=2.0 throttled=3 concurrency=5',
+            summary.describe())
         self.assertEqual(0.0, scrubber.Summary().images_per_second)
 
     def test_each_result_is_counted_once(self):

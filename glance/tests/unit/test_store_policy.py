@@ -37,6 +37,7 @@ import testtools
 from glance.cmd import scrubber as cmd
 from glance.common import crypt
 from glance.common import store_policy
+from glance.common import throttle
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
 from glance.tests import seed
@@ -673,6 +674,9 @@ class SingleStoreTestCase(DatabaseTestCase):
     def make_deleter(self, **kwargs):
         datadirs = store_policy.FileDatadirs(
             store_policy.configured_datadirs(self.conf, False))
+        # Throttled deletes are sent again without the waits.
+        kwargs.setdefault('gate', throttle.StoreGate(
+            store_policy.UNBOUNDED, sleep=lambda seconds: None))
         return store_policy.StoreDeleter(self.context, datadirs=datadirs,
                                          **kwargs)
 
@@ -908,7 +912,7 @@ class TestStoreAnswers(SingleStoreTestCase):
     def delete_raising(self, error):
         self.useFixture(fixtures.MockPatch(
             'glance_store.delete_from_backend', side_effect=error))
-        return self.delete('rbd://fsid/images/image-1/snap')
+        return self.delete('swift+https://acct:user:key@auth/glance/image-1')
 
     def test_data_in_use_is_kept_for_a_later_pass(self):
         for error in (store_exceptions.InUseByStore(),

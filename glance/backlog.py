@@ -1,0 +1,404 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Seeing the backlog: ``glance-scrubber --list`` and ``--dry-run``.
+
+Both only read. They page through the pending_delete images the way a
+pass pages through its queue (by id, marker and limit), print as they go
+and keep nothing but running totals, so memory stays flat however long
+the backlog is. Neither claims an image, changes a row or takes the scrub
+lock: they are safe while passes run, here or on another host.
+
+``--list`` shows every pending_delete image; ``--dry-run`` shows what a
+pass would do with each image that is due, as decided by the pass's own
+rules (store_policy.StoreDeleter.plan()). Location URLs are never shown,
+as they may hold credentials: only store names (the location's ``store``
+metadata with several backends, the URL scheme otherwise).
+"""
+
+import dataclasses
+import datetime
+import math
+import re
+
+from oslo_utils import timeutils
+
+from glance.common import crypt
+from glance.common import store_policy
+from glance.db.sqlalchemy import api as db_api
+
+# Images read per query by --list.
+LIST_PAGE_SIZE = 500
+
+# --dry-run reads as many images at a time as a pass claims at most, so
+# that data shared by two due images is judged as a pass would judge it.
+DRY_RUN_PAGE_SIZE = 100
+
+UNREADABLE = '?'
+_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*')
+RBD_SCHEME = 'rbd'
+
+
+def pages(context, page_size, deleted_before=None):
+    """Yield the pending_delete images page by page (db_api.list_backlog).
+
+    :param deleted_before: only the images deleted at or before it.
+    """
+    marker = None
+    while True:
+        page = db_api.list_backlog(context, marker=marker, limit=page_size,
+                                   deleted_before=deleted_before)
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        marker = page[-1].id
+
+
+# --- store names ------------------------------------------------------------
+
+
+class StoreNames:
+    """Names the store of a location without ever showing its URL.
+
+    :param multistore: read the backend from the location's metadata
+        (``enabled_backends`` is set); the URL scheme when there is none.
+    :param encryption_key: ``metadata_encryption_key``, or None.
+    """
+
+    def __init__(self, multistore, encryption_key=None):
+        self._multistore = multistore
+        self._encryption_key = encryption_key
+
+    def of(self, location):
+        """The store name of a PendingLocation; UNREADABLE if unknown."""
+        if self._multistore:
+            try:
+                backend = location.store_name()
+            except ValueError:
+                return UNREADABLE
+            if backend:
+                return backend
+        return self._scheme(location.url)
+
+    def of_image(self, image):
+        """The distinct store names of an image's locations, in order."""
+        names = []
+        for location in image.locations:
+            name = self.of(location)
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _scheme(self, value):
+        try:
+            url = (crypt.urlsafe_decrypt(self._encryption_key, value)
+                   if self._encryption_key else value)
+        except ValueError:
+            return UNREADABLE
+        scheme, separator, _rest = url.partition('://')
+        # A value with no scheme, or a wrong key's garbage, is not shown.
+        return scheme if separator and _SCHEME.fullmatch(scheme) \
+            else UNREADABLE
+
+
+# --- --list -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ListTotals:
+    """What --list counted, for its closing lines."""
+
+    images: int = 0
+    bytes: int = 0
+    oldest: datetime.datetime = None
+    due_images: int = 0
+    due_bytes: int = 0
+
+    def add(self, image, due):
+        size = image.size or 0
+        self.images += 1
+        self.bytes += size
+        if image.deleted_at is not None and (
+                self.oldest is None or image.deleted_at < self.oldest):
+            self.oldest = image.deleted_at
+        if due:
+            self.due_images += 1
+            self.due_bytes += size
+
+
+LIST_HEADER = ('ID', 'DELETED_AT', 'DUE_IN', 'SIZE', 'LOCATIONS', 'STORES')
+
+
+def print_backlog(context, scrub_time, store_names, out,
+                  page_size=LIST_PAGE_SIZE):
+    """Print one line per pending_delete image, then the totals.
+
+    :param scrub_time: ``scrub_time``: an image is due this many seconds
+        after its deletion.
+    :param store_names: a StoreNames.
+    :param out: the text stream to print to.
+    :returns: the ListTotals.
+    """
+    now = timeutils.utcnow()
+    totals = ListTotals()
+    print(_columns(LIST_HEADER), file=out)
+    for page in pages(context, page_size):
+        for image in page:
+            due_in = _due_in(image, scrub_time, now)
+            totals.add(image, due_in is not None and due_in <= 0)
+            print(_columns((
+                image.id, _timestamp(image.deleted_at),
+                _describe_due(due_in),
+                '-' if image.size is None else str(image.size),
+                str(len(image.locations)),
+                ','.join(store_names.of_image(image)) or '-')), file=out)
+        out.flush()
+    for line in _list_totals(totals, scrub_time, now):
+        print(line, file=out)
+    return totals
+
+
+def _columns(values):
+    # The id is 36 characters; the other columns are short.
+    widths = (36, 19, 9, 12, 9)
+    return '  '.join([value.ljust(width) for value, width
+                      in zip(values, widths)] + list(values[len(widths):]))
+
+
+def _due_in(image, scrub_time, now):
+    """Seconds until a pass may take the image; None if it never will."""
+    if image.deleted_at is None:
+        return None
+    due_at = image.deleted_at + datetime.timedelta(seconds=scrub_time)
+    return (due_at - now).total_seconds()
+
+
+def _describe_due(due_in):
+    if due_in is None:
+        return 'never'  # no deleted_at: no pass takes it
+    if due_in <= 0:
+        return 'now'
+    return duration(due_in)
+
+
+def _list_totals(totals, scrub_time, now):
+    oldest = ''
+    if totals.oldest is not None:
+        oldest = '; oldest deleted %s (%s ago)' % (
+            _timestamp(totals.oldest),
+            duration((now - totals.oldest).total_seconds()))
+    yield 'Backlog: %s, %s%s' % (_images(totals.images),
+                                 _bytes(totals.bytes), oldest)
+    yield 'Due now: %s, %s; inside scrub_time (%d s): %s, %s' % (
+        _images(totals.due_images), _bytes(totals.due_bytes), scrub_time,
+        _images(totals.images - totals.due_images),
+        _bytes(totals.bytes - totals.due_bytes))
+
+
+# --- --dry-run --------------------------------------------------------------
+
+
+class Decision:
+    """The words --dry-run prints for what a pass would do to a location."""
+
+    DELETE = 'delete'
+    KEEP_SHARED = 'keep-shared'
+    LET_GO = 'let-go'
+    GONE = 'gone'
+    REFUSE = 'refuse'
+    NOT_REACHED = 'not-reached'
+
+    ALL = (DELETE, KEEP_SHARED, LET_GO, GONE, REFUSE, NOT_REACHED)
+
+
+_PLANNED = {
+    store_policy.Deletion.DELETED: (
+        Decision.DELETE, 'the store is asked to delete the data'),
+    store_policy.Deletion.SHARED: (
+        Decision.KEEP_SHARED, 'data kept, another image may need it (it is '
+        'live, or pending_delete and restorable); the location is recorded '
+        'deleted'),
+    store_policy.Deletion.NOT_OWNED: (
+        Decision.LET_GO, 'data kept, the store cannot delete (Glance never '
+        'owned it); the location is recorded deleted'),
+    store_policy.Deletion.ALREADY_GONE: (
+        Decision.GONE, 'no configured backend matches the location: '
+        'recorded deleted as already gone'),
+}
+
+IN_USE_CAVEAT = ('unless the store finds the data in use (RBD clones): it '
+                 'only says so when asked to delete, and the image is then '
+                 'kept for a later pass')
+
+
+@dataclasses.dataclass
+class DryRunTotals:
+    """What --dry-run counted, for its closing line."""
+
+    images: int = 0
+    would_scrub: int = 0
+    would_fail: int = 0
+    bytes: int = 0
+    rbd_deletes: int = 0
+    decisions: dict = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(Decision.ALL, 0))
+
+
+class DryRun:
+    """Says what a pass would do with each due image, and does nothing.
+
+    The images are read a page at a time, as a pass claims them: the
+    images of a page stop being users of their data (DataUsers) as they
+    would once claimed, in memory only. Each location is then judged by
+    StoreDeleter.plan(), in order; as in a pass, the first refused
+    location fails its image and the ones after it are not reached.
+
+    :param deleter: a StoreDeleter (its stores loaded); only its plan()
+        and its DataUsers are used.
+    :param store_names: a StoreNames.
+    :param out: the text stream to print to.
+    """
+
+    def __init__(self, context, deleter, scrub_time, store_names, out,
+                 page_size=DRY_RUN_PAGE_SIZE):
+        self._context = context
+        self._deleter = deleter
+        self._scrub_time = scrub_time
+        self._store_names = store_names
+        self._out = out
+        self._page_size = page_size
+
+    def run(self):
+        """Print the plan of every due image, then the totals."""
+        totals = DryRunTotals()
+        deleted_before = timeutils.utcnow() - datetime.timedelta(
+            seconds=self._scrub_time)
+        self._deleter.start_pass()
+        self._deleter.data_users.refresh(self._context)
+        for page in pages(self._context, self._page_size, deleted_before):
+            self._deleter.data_users.claimed([
+                db_api.Claim(image.id, image.size or 0, None,
+                             image.locations) for image in page])
+            for image in page:
+                self._plan_image(image, totals)
+            self._out.flush()
+        for line in self._closing_lines(totals):
+            self._print(line)
+        return totals
+
+    def _plan_image(self, image, totals):
+        lines = []
+        failed = False
+        for location in image.locations:
+            store = self._store_names.of(location)
+            if failed:
+                decision, detail = Decision.NOT_REACHED, (
+                    'the image fails before it')
+            else:
+                decision, detail = self._plan_location(image, location)
+                failed = decision == Decision.REFUSE
+            totals.decisions[decision] += 1
+            if decision == Decision.DELETE:
+                totals.bytes += image.size or 0
+                if self._is_rbd(location, store):
+                    totals.rbd_deletes += 1
+                    detail = '%s, %s' % (detail, IN_USE_CAVEAT)
+            lines.append('  location %d %s: %s (%s)' % (
+                location.id, store, decision, detail))
+        totals.images += 1
+        if failed:
+            totals.would_fail += 1
+            verdict = 'would fail, stays pending_delete for the next pass'
+        else:
+            totals.would_scrub += 1
+            verdict = 'would be scrubbed'
+        self._print('Image %s: %s (%s, size %s)' % (
+            image.id, verdict, _locations(len(image.locations)),
+            '-' if image.size is None else image.size))
+        for line in lines:
+            self._print(line)
+
+    def _plan_location(self, image, location):
+        try:
+            deletion = self._deleter.plan(image.id, location)
+        except store_policy.LocationError as error:
+            return Decision.REFUSE, '%s; the image fails' % error
+        return _PLANNED[deletion]
+
+    def _is_rbd(self, location, store):
+        if store == RBD_SCHEME:
+            return True
+        try:
+            return self._deleter.url_of(location.url).startswith(
+                RBD_SCHEME + '://')
+        except store_policy.LocationError:
+            return False
+
+    def _closing_lines(self, totals):
+        counts = ', '.join('%d %s' % (totals.decisions[decision], decision)
+                           for decision in Decision.ALL)
+        yield ('Dry run: %s due, %d would be scrubbed, %d would fail; '
+               'locations: %s; up to %s reclaimed' % (
+                   _images(totals.images), totals.would_scrub,
+                   totals.would_fail, counts, _bytes(totals.bytes)))
+        if totals.rbd_deletes:
+            yield ('Note: %s on RBD: each would be deleted %s.'
+                   % (_locations(totals.rbd_deletes), IN_USE_CAVEAT))
+        yield ('Nothing was deleted and nothing was written to the '
+               'database; the stores were not asked, so data already gone '
+               'counts as a delete here.')
+
+    def _print(self, line):
+        print(line, file=self._out)
+
+
+# --- formatting -------------------------------------------------------------
+
+
+def duration(seconds):
+    """A short duration: '45s', '9m12s', '3h05m', '2d04h' (rounded up)."""
+    seconds = int(math.ceil(max(seconds, 0)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return '%dd%02dh' % (days, hours)
+    if hours:
+        return '%dh%02dm' % (hours, minutes)
+    if minutes:
+        return '%dm%02ds' % (minutes, seconds)
+    return '%ds' % seconds
+
+
+def _timestamp(moment):
+    return '-' if moment is None else moment.strftime('%Y-%m-%dT%H:%M:%S')
+
+
+def _images(count):
+    return '%d image%s' % (count, '' if count == 1 else 's')
+
+
+def _locations(count):
+    return '%d location%s' % (count, '' if count == 1 else 's')
+
+
+def _bytes(count):
+    """'3072 bytes (3.0 KiB)'; the exact count first, for scripts."""
+    if count < 1024:
+        return '%d bytes' % count
+    value = float(count)
+    for unit in ('KiB', 'MiB', 'GiB', 'TiB', 'PiB'):
+        value /= 1024
+        if value < 1024:
+            break
+    return '%d bytes (%.1f %s)' % (count, value, unit)
