@@ -44,17 +44,17 @@ die; 2 bad usage; 3 a Ceph program is missing
 Standard library only, so any Python 3 can run it.
 """
 
-import argparse
 import json
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
+
+import backend_daemons as daemons
+from backend_daemons import ClusterError
+from backend_daemons import LOOPBACK
 
 BINARIES = ('ceph-authtool', 'monmaptool', 'ceph-mon', 'ceph-osd', 'ceph',
             'rbd')
@@ -62,95 +62,28 @@ POOL = 'images'
 PG_NUM = 8
 USER = 'admin'
 MON_ID = 'a'
-LOOPBACK = '127.0.0.1'
 START_TIMEOUT = 60
-STOP_TIMEOUT = 10
 # The monitor's two ports (msgr2, then msgr1), then the range the OSD
 # binds its eight sockets in (public, cluster and two heartbeat
 # addresses, each for both protocols), with room to spare.
 PORT_BLOCK = 2 + 16
-# Below Linux's default ephemeral range (32768-60999), so the ports are
-# not handed to some outgoing connection between the check and the bind.
-PORT_FIRST, PORT_LAST = 10000, 32000
-EXIT_FAILED = 1
-EXIT_MISSING = 3
 
 
-class ClusterError(Exception):
-    """The cluster could not be started; the message is one line."""
-
-    exit_status = EXIT_FAILED
-
-
-class MissingProgram(ClusterError):
-    exit_status = EXIT_MISSING
-
-
-class Layout:
+class Layout(daemons.DaemonFolder):
     """Where everything of the cluster lives under *root*."""
 
     def __init__(self, root):
-        self.root = os.path.abspath(root)
+        super().__init__(root)
         self.conf = os.path.join(self.root, 'ceph.conf')
         self.keyring = os.path.join(self.root, 'keyring')
         self.monmap = os.path.join(self.root, 'monmap')
-        self.run_dir = os.path.join(self.root, 'run')
-        self.log_dir = os.path.join(self.root, 'log')
         self.mon_data = os.path.join(self.root, 'mon.' + MON_ID)
 
     def osd_data(self, osd_id):
         return os.path.join(self.root, 'osd.%s' % osd_id)
 
-    def pid_file(self, name):
-        return os.path.join(self.run_dir, '%s.pid' % name)
-
-    def pid_files(self):
-        if not os.path.isdir(self.run_dir):
-            return []
-        return sorted(os.path.join(self.run_dir, entry)
-                      for entry in os.listdir(self.run_dir)
-                      if entry.endswith('.pid'))
-
-    def output_of(self, name):
-        """Where a daemon's stdout and stderr go (its log is elsewhere)."""
-        return os.path.join(self.log_dir, '%s.out' % name)
-
-
-class Deadline:
-    """The time left for the whole start, for each step to use."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def left(self, what):
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise ClusterError('%s: cluster not up within %s s'
-                               % (what, self.seconds))
-        return left
-
 
 # --- configuration ----------------------------------------------------------
-
-
-def free_port_block(size):
-    """The first port of *size* consecutive loopback ports free right now."""
-    for _attempt in range(50):
-        first = random.randint(PORT_FIRST, PORT_LAST - size)
-        if all(_port_is_free(port) for port in range(first, first + size)):
-            return first
-    raise ClusterError('no block of %d free ports found on %s'
-                       % (size, LOOPBACK))
-
-
-def _port_is_free(port):
-    with socket.socket() as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
 
 
 def mon_address(port):
@@ -232,9 +165,9 @@ def ceph_conf(layout, fsid, first_port):
 def check_programs():
     missing = [name for name in BINARIES if shutil.which(name) is None]
     if missing:
-        raise MissingProgram('Ceph programs not found: %s (run '
-                             'tools/backends/install_backends.sh)'
-                             % ' '.join(missing))
+        raise daemons.Missing('Ceph programs not found: %s (run '
+                              'tools/backends/install_backends.sh)'
+                              % ' '.join(missing))
 
 
 def run(command, deadline, what):
@@ -248,13 +181,9 @@ def run(command, deadline, what):
                            % (what, deadline.seconds))
     if done.returncode != 0:
         raise ClusterError('%s failed (exit %s): %s' % (
-            what, done.returncode, last_line(done.stderr or done.stdout)))
+            what, done.returncode,
+            daemons.last_line(done.stderr or done.stdout)))
     return done.stdout
-
-
-def last_line(text):
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else 'no output'
 
 
 def ceph(layout, deadline, *arguments):
@@ -282,7 +211,7 @@ def start_daemon(layout, deadline, program, name, *arguments):
                                % (name, deadline.seconds))
     if done.returncode != 0:
         with open(layout.output_of(name)) as output:
-            reason = last_line(output.read())
+            reason = daemons.last_line(output.read())
         raise ClusterError('%s exited with %s: %s (see %s)' % (
             name, done.returncode, reason, layout.log_dir))
 
@@ -296,7 +225,7 @@ def prepare(layout, fsid):
     if layout.pid_files() or os.path.exists(layout.mon_data):
         raise ClusterError('%s already holds a cluster: stop it and use '
                            'an empty directory' % layout.root)
-    port = free_port_block(PORT_BLOCK)
+    port = daemons.free_port_block(PORT_BLOCK)
     with open(layout.conf, 'w') as conf_file:
         conf_file.write(ceph_conf(layout, fsid, port))
     return port
@@ -349,7 +278,7 @@ def make_pool(layout, deadline):
 def start(root, timeout=START_TIMEOUT):
     check_programs()
     layout = Layout(root)
-    deadline = Deadline(timeout)
+    deadline = daemons.Deadline(timeout)
     fsid = str(uuid.uuid4())
     port = prepare(layout, fsid)
     try:
@@ -370,13 +299,8 @@ def start(root, timeout=START_TIMEOUT):
 
 def running_daemons(layout):
     """{daemon name: pid} of the live daemons of this cluster."""
-    daemons = {}
-    for pid_file in layout.pid_files():
-        pid = ours(layout, pid_file)
-        if pid is not None:
-            name = os.path.basename(pid_file)[:-len('.pid')]
-            daemons[name] = pid
-    return daemons
+    return daemons.running_daemons(
+        layout, lambda pid_file: ours(layout, pid_file))
 
 
 def ours(layout, pid_file):
@@ -392,74 +316,21 @@ def ours(layout, pid_file):
             arguments = source.read().split(b'\0')
     except (OSError, ValueError):
         return None
-    if os.fsencode(layout.conf) in arguments and alive(pid):
+    if os.fsencode(layout.conf) in arguments and daemons.alive(pid):
         return pid
     return None
 
 
-def alive(pid):
-    """Whether *pid* runs; a zombie (killed, not yet reaped) does not."""
-    try:
-        with open('/proc/%d/stat' % pid) as source:
-            stat = source.read()
-    except OSError:
-        return False
-    # The state follows the parenthesised command name, which may itself
-    # hold spaces or parentheses.
-    return stat[stat.rindex(')') + 2] not in 'ZX'
-
-
 def stop(root):
     layout = Layout(root)
-    daemons = running_daemons(layout)
-    for pid in daemons.values():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while any(alive(pid) for pid in daemons.values()):
-        if time.monotonic() > deadline:
-            raise ClusterError('daemons still running %s s after SIGKILL: '
-                               '%s' % (STOP_TIMEOUT, daemons))
-        time.sleep(0.05)
-    for pid_file in layout.pid_files():
-        os.remove(pid_file)
-    return daemons
-
-
-# --- command line -----------------------------------------------------------
-
-
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        description='Start or stop a one-node Ceph cluster under DIR, or '
-                    'check that Ceph is installed.')
-    parser.add_argument('action', choices=('start', 'stop', 'check'))
-    parser.add_argument('dir', metavar='DIR', nargs='?')
-    parser.add_argument('--timeout', type=float, default=START_TIMEOUT,
-                        help='bound on the start, in seconds (default '
-                             '%(default)s)')
-    arguments = parser.parse_args(argv)
-    if arguments.action != 'check' and arguments.dir is None:
-        parser.error('%s needs DIR' % arguments.action)
-    return arguments
+    return daemons.kill(layout, running_daemons(layout))
 
 
 def main(argv=None):
-    arguments = parse_arguments(argv)
-    try:
-        if arguments.action == 'start':
-            print(json.dumps(start(arguments.dir, arguments.timeout)))
-        elif arguments.action == 'stop':
-            stop(arguments.dir)
-        else:
-            check_programs()
-    except ClusterError as error:
-        print('ceph_cluster.py %s: %s' % (arguments.action, error),
-              file=sys.stderr)
-        return error.exit_status
-    return 0
+    return daemons.command_line(
+        'ceph_cluster.py', 'Start or stop a one-node Ceph cluster under '
+        'DIR, or check that Ceph is installed.', start, stop,
+        check_programs, argv)
 
 
 if __name__ == '__main__':

@@ -49,15 +49,12 @@ install_backends.sh for memcached).
 Standard library only, so any Python 3 can run it.
 """
 
-import argparse
 import base64
 import concurrent.futures
 import getpass
 import json
 import os
-import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -66,42 +63,27 @@ import time
 import urllib.error
 import urllib.request
 
+import backend_daemons as daemons
+from backend_daemons import ClusterError
+from backend_daemons import LOOPBACK
+from backend_daemons import Missing
 import swift_venvs
 
-LOOPBACK = '127.0.0.1'
 USER = 'admin'
 PROJECT = 'admin'
 DOMAIN = 'default'
 REGION = 'RegionOne'
 START_TIMEOUT = 90
-STOP_TIMEOUT = 10
 SERVERS = ('account', 'container', 'object')
 # Keystone, memcached, the proxy and the three storage servers.
 PORT_NAMES = ('keystone', 'memcached', 'proxy') + SERVERS
-# Below Linux's default ephemeral range (32768-60999), so the ports are
-# not handed to some outgoing connection between the check and the bind.
-PORT_FIRST, PORT_LAST = 10000, 32000
-EXIT_FAILED = 1
-EXIT_MISSING = 3
 
 
-class ClusterError(Exception):
-    """The servers could not be started; the message is one line."""
-
-    exit_status = EXIT_FAILED
-
-
-class Missing(ClusterError):
-    exit_status = EXIT_MISSING
-
-
-class Layout:
+class Layout(daemons.DaemonFolder):
     """Where everything lives under *root*."""
 
     def __init__(self, root):
-        self.root = os.path.abspath(root)
-        self.run_dir = os.path.join(self.root, 'run')
-        self.log_dir = os.path.join(self.root, 'log')
+        super().__init__(root)
         self.devices = os.path.join(self.root, 'srv')
         self.keystone_dir = os.path.join(self.root, 'keystone')
         self.keystone_conf = os.path.join(self.keystone_dir, 'keystone.conf')
@@ -109,34 +91,6 @@ class Layout:
 
     def conf(self, server):
         return os.path.join(self.root, '%s-server.conf' % server)
-
-    def pid_file(self, name):
-        return os.path.join(self.run_dir, '%s.pid' % name)
-
-    def pid_files(self):
-        if not os.path.isdir(self.run_dir):
-            return []
-        return sorted(os.path.join(self.run_dir, entry)
-                      for entry in os.listdir(self.run_dir)
-                      if entry.endswith('.pid'))
-
-    def output_of(self, name):
-        return os.path.join(self.log_dir, '%s.out' % name)
-
-
-class Deadline:
-    """The time left for the whole start, for each step to use."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def left(self, what):
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise ClusterError('%s: not up within %s s' % (what,
-                                                           self.seconds))
-        return left
 
 
 # --- programs ---------------------------------------------------------------
@@ -172,7 +126,8 @@ def run(command, deadline, what, **options):
                                                          deadline.seconds))
     if done.returncode != 0:
         raise ClusterError('%s failed (exit %s): %s' % (
-            what, done.returncode, last_line(done.stderr or done.stdout)))
+            what, done.returncode,
+            daemons.last_line(done.stderr or done.stdout)))
     return done.stdout
 
 
@@ -183,11 +138,6 @@ def run_together(steps, deadline):
                 for command, what in steps]
     for done in runs:
         done.result()
-
-
-def last_line(text):
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else 'no output'
 
 
 def start_daemon(layout, name, command, **options):
@@ -218,21 +168,8 @@ def start_time(pid):
 
 def free_ports(names):
     """{name: port} of loopback ports free right now, one block."""
-    for _attempt in range(50):
-        first = random.randint(PORT_FIRST, PORT_LAST - len(names))
-        ports = range(first, first + len(names))
-        if all(_port_is_free(port) for port in ports):
-            return dict(zip(names, ports))
-    raise ClusterError('no block of %d free ports found' % len(names))
-
-
-def _port_is_free(port):
-    with socket.socket() as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
+    first = daemons.free_port_block(len(names))
+    return dict(zip(names, range(first, first + len(names))))
 
 
 def url(port, path=''):
@@ -519,7 +456,7 @@ def check_daemons(layout):
         if ours(pid_file) is None:
             name = os.path.basename(pid_file)[:-len('.pid')]
             with open(layout.output_of(name), errors='replace') as output:
-                reason = last_line(output.read())
+                reason = daemons.last_line(output.read())
             raise ClusterError('%s died: %s (see %s)' % (
                 name, reason, layout.log_dir))
 
@@ -557,7 +494,7 @@ def start(root, timeout=START_TIMEOUT):
     check_programs()
     swift_venv, keystone_venv = venvs()
     layout = Layout(root)
-    deadline = Deadline(timeout)
+    deadline = daemons.Deadline(timeout)
     ports = prepare(layout)
     try:
         # Most of a start is Python importing Swift or Keystone: what
@@ -601,84 +538,29 @@ def ours(pid_file):
         pid = int(pid)
     except (OSError, ValueError):
         return None
-    if start_time(pid) == started and alive(pid):
+    if start_time(pid) == started and daemons.alive(pid):
         return pid
     return None
 
 
-def alive(pid):
-    """Whether *pid* runs; a zombie (killed, not yet reaped) does not."""
-    try:
-        with open('/proc/%d/stat' % pid) as source:
-            stat = source.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(')') + 2] not in 'ZX'
-
-
 def running_daemons(layout):
     """{daemon name: pid} of the live daemons started under *layout*."""
-    daemons = {}
-    for pid_file in layout.pid_files():
-        pid = ours(pid_file)
-        if pid is not None:
-            daemons[os.path.basename(pid_file)[:-len('.pid')]] = pid
-    return daemons
+    return daemons.running_daemons(layout, ours)
 
 
 def stop(root):
     """Kill each daemon's process group (gunicorn has a worker)."""
     layout = Layout(root)
-    daemons = running_daemons(layout)
-    for pid in daemons.values():
-        try:
-            # Each daemon leads a session, so its group is its pid.
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while any(alive(pid) for pid in daemons.values()):
-        if time.monotonic() > deadline:
-            raise ClusterError('daemons still running %s s after SIGKILL: '
-                               '%s' % (STOP_TIMEOUT, daemons))
-        time.sleep(0.05)
-    for pid_file in layout.pid_files():
-        os.remove(pid_file)
-    return daemons
-
-
-# --- command line -----------------------------------------------------------
-
-
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        description='Start or stop a Swift all-in-one with Keystone under '
-                    'DIR, or check that what it needs is installed.')
-    parser.add_argument('action', choices=('start', 'stop', 'check'))
-    parser.add_argument('dir', metavar='DIR', nargs='?')
-    parser.add_argument('--timeout', type=float, default=START_TIMEOUT,
-                        help='bound on the start, in seconds (default '
-                             '%(default)s)')
-    arguments = parser.parse_args(argv)
-    if arguments.action != 'check' and arguments.dir is None:
-        parser.error('%s needs DIR' % arguments.action)
-    return arguments
+    # Each daemon leads a session, so its group is its pid.
+    return daemons.kill(layout, running_daemons(layout),
+                        process_groups=True)
 
 
 def main(argv=None):
-    arguments = parse_arguments(argv)
-    try:
-        if arguments.action == 'start':
-            print(json.dumps(start(arguments.dir, arguments.timeout)))
-        elif arguments.action == 'stop':
-            stop(arguments.dir)
-        else:
-            check_programs()
-    except ClusterError as error:
-        print('swift_cluster.py %s: %s' % (arguments.action, error),
-              file=sys.stderr)
-        return error.exit_status
-    return 0
+    return daemons.command_line(
+        'swift_cluster.py', 'Start or stop a Swift all-in-one with '
+        'Keystone under DIR, or check that what it needs is installed.',
+        start, stop, check_programs, argv)
 
 
 if __name__ == '__main__':
