@@ -29,18 +29,14 @@ missing cluster is an error.
 
 import contextlib
 import io
-import json
-import os
-import pathlib
-import subprocess
 import sys
 import urllib.parse
 
-import fixtures
 from glance_store._drivers import rbd as rbd_driver
 from oslo_config import cfg
 
 from glance.tests import databases
+from glance.tests.functional import backend_tool
 
 try:
     import rados
@@ -48,10 +44,7 @@ try:
 except ImportError:
     rados = rbd = None
 
-TREE = pathlib.Path(__file__).resolve().parents[3]
-CLUSTER_TOOL = TREE / 'tools' / 'backends' / 'ceph_cluster.py'
-# ceph_cluster.py's exit status when a Ceph program is not installed.
-EXIT_MISSING = 3
+CLUSTER_TOOL = backend_tool.TOOLS / 'ceph_cluster.py'
 START_TIMEOUT = 60
 # What glance_store's rbd driver names the snapshot of each image.
 SNAPSHOT = 'snap'
@@ -60,7 +53,6 @@ ORDER = 23
 # Bounds librados's waits, which are infinite by default: a dead cluster
 # then fails the test instead of hanging it.
 CLIENT_TIMEOUT = 30
-LOG_LINES = 20
 
 
 unavailable = databases.unavailable
@@ -73,18 +65,10 @@ def require_ceph():
                           'run tools/backends/install_backends.sh, then '
                           'tools/backends/ceph_bindings.py with this '
                           'Python (%s)' % sys.executable)
-    check = subprocess.run(
-        [sys.executable, str(CLUSTER_TOOL), 'check'],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=30)
-    if check.returncode == EXIT_MISSING:
-        raise unavailable(check.stderr.strip())
-    if check.returncode != 0:
-        raise RuntimeError('%s check failed: %s'
-                           % (CLUSTER_TOOL, check.stderr.strip()))
+    backend_tool.check_tool(CLUSTER_TOOL)
 
 
-class CephCluster(fixtures.Fixture):
+class CephCluster(backend_tool.ToolServers):
     """A one-node Ceph cluster in a temporary directory, killed at cleanup.
 
     Starting one takes a few seconds: share it between tests (a pytest
@@ -99,59 +83,18 @@ class CephCluster(fixtures.Fixture):
     :ivar dir: the directory holding the cluster's files and logs.
     """
 
-    def __init__(self, base_dir=None):
-        super().__init__()
-        self._base_dir = base_dir
+    TOOL = CLUSTER_TOOL
+    START_TIMEOUT = START_TIMEOUT
 
-    def setUp(self):
-        # Checked before Fixture.setUp, which would wrap a SkipTest raised
-        # from _setUp in MultipleExceptions: an error, not a skip, to
-        # pytest and testtools alike.
+    def require(self):
         require_ceph()
-        super().setUp()
 
-    def _setUp(self):
-        self.dir = (self._base_dir
-                    or self.useFixture(fixtures.TempDir()).path)
-        # Registered before the start: the tool kills what it started
-        # when it fails, but not when it is itself killed on a timeout.
-        self.addCleanup(self._run, 'stop')
-        started = self._run('start', '--timeout', str(START_TIMEOUT))
-        cluster = json.loads(started.stdout)
+    def started(self, cluster):
         self.conf = cluster['conf']
         self.fsid = cluster['fsid']
         self.pool = cluster['pool']
         self.user = cluster['user']
         self.keyring = cluster['keyring']
-
-    def _run(self, action, *arguments):
-        try:
-            done = subprocess.run(
-                [sys.executable, str(CLUSTER_TOOL), action, self.dir]
-                + list(arguments),
-                stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=START_TIMEOUT + 30)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError('%s %s did not return' % (CLUSTER_TOOL,
-                                                         action))
-        if done.returncode != 0:
-            raise RuntimeError('%s%s' % (done.stderr.strip(),
-                                         self._log_tails()))
-        return done
-
-    def _log_tails(self):
-        """The last lines of the daemons' logs, which cleanup removes."""
-        log_dir = os.path.join(self.dir, 'log')
-        if not os.path.isdir(log_dir):
-            return ''
-        tails = []
-        for name in sorted(os.listdir(log_dir)):
-            with open(os.path.join(log_dir, name), errors='replace') as log:
-                lines = log.read().splitlines()[-LOG_LINES:]
-            if lines:
-                tails.append('\n--- %s (last lines) ---\n%s'
-                             % (name, '\n'.join(lines)))
-        return ''.join(tails)
 
     def rbd_pool(self, clone_format=1):
         """An RbdPool on this cluster's pool; close() it when done."""

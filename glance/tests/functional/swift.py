@@ -26,47 +26,24 @@ Without the virtualenvs or memcached the tests skip, except under CI
 """
 
 import io
-import json
-import os
-import pathlib
-import subprocess
-import sys
 import urllib.parse
 
-import fixtures
 import glance_store
 from glance_store._drivers.swift import store as swift_store
 from oslo_config import cfg
 import requests
 
-from glance.tests import databases
+from glance.tests.functional import backend_tool
 
-TREE = pathlib.Path(__file__).resolve().parents[3]
-CLUSTER_TOOL = TREE / 'tools' / 'backends' / 'swift_cluster.py'
-# swift_cluster.py's exit status when something it needs is missing.
-EXIT_MISSING = 3
+CLUSTER_TOOL = backend_tool.TOOLS / 'swift_cluster.py'
 START_TIMEOUT = 120
 REFERENCE = 'ref1'
 # glance_store's "MB" in swift_store_large_object_(chunk_)size: 1000 KiB.
 STORE_MB = 1000 * 1024
 HTTP_TIMEOUT = 30
-LOG_LINES = 20
 
 
-def require_swift():
-    """Raise unavailable() unless the servers can be started."""
-    check = subprocess.run(
-        [sys.executable, str(CLUSTER_TOOL), 'check'],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=30)
-    if check.returncode == EXIT_MISSING:
-        raise databases.unavailable(check.stderr.strip())
-    if check.returncode != 0:
-        raise RuntimeError('%s check failed: %s'
-                           % (CLUSTER_TOOL, check.stderr.strip()))
-
-
-class SwiftCluster(fixtures.Fixture):
+class SwiftCluster(backend_tool.ToolServers):
     """Swift and Keystone in a temporary directory, killed at cleanup.
 
     Starting them takes many seconds: share one between tests (a pytest
@@ -78,58 +55,15 @@ class SwiftCluster(fixtures.Fixture):
     :ivar dir: the directory holding the servers' files and logs.
     """
 
-    def __init__(self, base_dir=None):
-        super().__init__()
-        self._base_dir = base_dir
+    TOOL = CLUSTER_TOOL
+    START_TIMEOUT = START_TIMEOUT
 
-    def setUp(self):
-        # Checked before Fixture.setUp, which would wrap a SkipTest raised
-        # from _setUp in MultipleExceptions: an error, not a skip.
-        require_swift()
-        super().setUp()
-
-    def _setUp(self):
-        self.dir = (self._base_dir
-                    or self.useFixture(fixtures.TempDir()).path)
-        # Registered before the start: the tool kills what it started
-        # when it fails, but not when it is itself killed on a timeout.
-        self.addCleanup(self._run, 'stop')
-        started = json.loads(self._run(
-            'start', '--timeout', str(START_TIMEOUT)).stdout)
-        self.auth_url = started['auth_url']
-        self.user = started['user']
-        self.password = started['password']
-        self.project = started['project']
-        self.domain = started['domain']
-
-    def _run(self, action, *arguments):
-        try:
-            done = subprocess.run(
-                [sys.executable, str(CLUSTER_TOOL), action, self.dir]
-                + list(arguments),
-                stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=START_TIMEOUT + 30)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError('%s %s did not return' % (CLUSTER_TOOL,
-                                                         action))
-        if done.returncode != 0:
-            raise RuntimeError('%s%s' % (done.stderr.strip(),
-                                         self._log_tails()))
-        return done
-
-    def _log_tails(self):
-        """The last lines of the servers' output, which cleanup removes."""
-        log_dir = os.path.join(self.dir, 'log')
-        if not os.path.isdir(log_dir):
-            return ''
-        tails = []
-        for name in sorted(os.listdir(log_dir)):
-            with open(os.path.join(log_dir, name), errors='replace') as log:
-                lines = log.read().splitlines()[-LOG_LINES:]
-            if lines:
-                tails.append('\n--- %s (last lines) ---\n%s'
-                             % (name, '\n'.join(lines)))
-        return ''.join(tails)
+    def started(self, servers):
+        self.auth_url = servers['auth_url']
+        self.user = servers['user']
+        self.password = servers['password']
+        self.project = servers['project']
+        self.domain = servers['domain']
 
     def write_reference_file(self, path):
         """A swift_store_config_file naming this cluster as REFERENCE."""
