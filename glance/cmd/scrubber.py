@@ -185,7 +185,9 @@ def read_settings(conf):
     _check_read_only_modes(settings)
     if not read_only(settings):
         _check_lock_path(settings['lock_path'])
-    if settings['metrics_file'] and not settings['restore']:
+    # Only passes write metrics: not a restore, --list nor --dry-run.
+    if settings['metrics_file'] and not (settings['restore'] or
+                                         read_only(settings)):
         try:
             metrics.check_writable(settings['metrics_file'])
         except ValueError as error:

@@ -303,3 +303,21 @@ def test_a_metrics_file_that_cannot_be_written_is_refused_at_start(
     assert seed.image_status(database.engine, image.id).status == \
         'pending_delete'
     assert file_store.exists(image.locations[0].url)
+
+
+@pytest.mark.parametrize('mode', ('--list', '--dry-run'))
+def test_the_read_only_modes_do_not_need_the_metrics_file(
+        mode, database, config, file_store, tmp_path):
+    # Only passes write it: a broken metrics_file is no reason to refuse
+    # a look at the backlog.
+    config.set('DEFAULT',
+               metrics_file=str(tmp_path / 'nowhere' / 'scrubber.prom'))
+    image = scenario.pending_images([scenario.Placement(file_store)], 1,
+                                    1)[0]
+    seed.insert(database.engine, [image])
+
+    run = fixtures.run_scrubber(config, mode)
+
+    assert run.returncode == 0, run.describe()
+    assert image.id in run.stdout
+    assert not os.path.exists(tmp_path / 'nowhere')
