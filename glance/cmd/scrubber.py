@@ -48,6 +48,7 @@ from glance.common import metrics
 from glance.common import s3_stores
 from glance.common import store_checks
 from glance.common import store_policy
+from glance.common import swift_stores
 from glance.common import throttle
 from glance import context
 from glance.db.sqlalchemy import api as db_api
@@ -303,7 +304,9 @@ def build_deleter(admin_context, settings, multistore):
         encryption_key=settings['encryption_key'], datadirs=datadirs,
         s3_stores=shared_s3, gate=_store_gate(settings, workers),
         calls=store_policy.StoreCalls(glance_cmd.BACKEND,
-                                      settings['store_timeout'], workers))
+                                      settings['store_timeout'], workers),
+        swift_stores=swift_stores.SharedSwiftConnections.from_config(
+            CONF, multistore))
 
 
 def _store_gate(settings, workers):

@@ -520,6 +520,8 @@ class StoreDeleter:
         refused.
     :param s3_stores: a SharedS3Stores serving the S3 locations, or None
         to leave every location to glance_store's own helpers.
+    :param swift_stores: a SharedSwiftConnections serving the
+        single-tenant Swift locations, or None.
     :param gate: a throttle.StoreGate every store delete goes through
         (adaptive concurrency, retries of throttled requests, rate cap);
         by default one that lets everything through.
@@ -529,12 +531,14 @@ class StoreDeleter:
     """
 
     def __init__(self, context, multistore=False, encryption_key=None,
-                 datadirs=None, s3_stores=None, gate=None, calls=None):
+                 datadirs=None, s3_stores=None, gate=None, calls=None,
+                 swift_stores=None):
         self._context = context
         self._multistore = multistore
         self._encryption_key = encryption_key
         self._datadirs = datadirs or FileDatadirs([])
         self._s3_stores = s3_stores
+        self._swift_stores = swift_stores
         self.gate = gate or throttle.StoreGate(UNBOUNDED)
         self.calls = calls or StoreCalls()
         self._library_errors = _store_library_errors()
@@ -694,6 +698,9 @@ class StoreDeleter:
             rbd_usage.check_not_in_use(self._store_for(url, backend), url)
         if self._s3_stores and self._s3_stores.handles(url, backend):
             self._s3_stores.delete(url, backend, self._context)
+        elif self._swift_stores and self._swift_stores.handles(url,
+                                                               backend):
+            self._swift_stores.delete(url, backend, self._context)
         elif self._multistore:
             glance_store.delete(url, backend, context=self._context)
         else:

@@ -21,8 +21,13 @@ checked with plain HTTP requests to Swift.
 import os
 import uuid
 
+import glance_store
+from glance_store import exceptions as store_exceptions
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
 import pytest
 
+from glance.common import swift_stores
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests.functional import swift
@@ -159,3 +164,47 @@ def test_an_object_already_gone_counts_as_deleted(
     for image in (present, gone):
         scenario.check_image_scrubbed(database.engine, swift_account, image)
     assert swift_account.objects(container) == []
+
+
+# --- the connections the workers share --------------------------------------
+
+
+@pytest.fixture
+def swift_store_in_this_process(reference_file, container):
+    """glance_store's single Swift store, configured in this process."""
+    conf = config_fixture.Config(cfg.CONF)
+    conf.setUp()
+    glance_store.register_opts(cfg.CONF)
+    cfg.CONF([], project='glance-scrubber-tests', default_config_files=[],
+             default_config_dirs=[])
+    for name, value in swift.store_options(reference_file,
+                                           container).items():
+        conf.config(group='glance_store', **{name: value})
+    glance_store.create_stores(cfg.CONF)
+    yield
+    conf.cleanUp()
+
+
+def test_deletes_share_one_connection_and_its_token(
+        swift_store_in_this_process, reference_file, container,
+        swift_account):
+    """The driver behaviour glance.common.swift_stores relies on.
+
+    glance_store's delete takes the connection to use, and a swiftclient
+    connection keeps its Keystone token: ten deletes, one connection,
+    one login. Without it each delete logs in again.
+    """
+    writer = swift.GlanceStoreWriter(reference_file, container)
+    urls = [writer.put(str(uuid.uuid4()), DATA) for _image in range(10)]
+    shared = swift_stores.SharedSwiftConnections()
+
+    for url in urls:
+        assert shared.handles(url, None)
+        shared.delete(url, None, context=None)
+
+    assert shared.opened == 1
+    assert swift_account.objects(container) == []
+    # A missing object is the store's answer; the connection stays.
+    with pytest.raises(store_exceptions.NotFound):
+        shared.delete(urls[0], None, context=None)
+    assert shared.opened == 1
