@@ -11,21 +11,23 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Show glance-scrubber at work: parallel scrubbing of a slow store, a restore.
+"""Show glance-scrubber at work: files, a slow store in parallel, a restore.
 
 Lays down, under DIR (default: the current directory), a folder
 ``glance-scrubber-demo`` holding a SQLite database made by
-``glance-manage db sync`` and a scrubber config, and starts a local S3
-server (moto) behind a proxy that adds 25 ms to every request, as a
-remote object store does. It fills them the way glance-api with
-``delayed_delete = True`` leaves deleted images (pending_delete rows, the
-objects still in the bucket), next to an active image that must survive,
-then runs the real ``glance-scrubber``:
+``glance-manage db sync``, a local file store and a scrubber config, and
+starts a local S3 server (moto) behind a proxy that adds 25 ms to every
+request, as a remote object store does. It fills them the way glance-api
+with ``delayed_delete = True`` leaves deleted images (pending_delete
+rows, the data still in the store), next to active images that must
+survive, then runs the real ``glance-scrubber``:
 
-1. one pass at ``scrub_pool_size = 1`` (serial, upstream's default), then
-   the same number of images at ``scrub_pool_size = 8``, and compares
-   their times;
-2. ``--restore`` of one more deleted image: it comes back ``active``, its
+1. one pass over images in the local file store (the embedded default:
+   SQLite and a file store);
+2. one pass at ``scrub_pool_size = 1`` (serial, upstream's default) over
+   images in the slow S3 store, then the same number at
+   ``scrub_pool_size = 8``, and compares their times;
+3. ``--restore`` of one more deleted image: it comes back ``active``, its
    object still there.
 
 Usage: python tools/scrubber_demo.py [DIR] [--images N] [--pool-size P]
@@ -44,6 +46,8 @@ from glance.tests.functional import fixtures as harness
 from glance.tests import seed
 
 BACKEND = 'objects'
+FILE_BACKEND = 'local'
+FILE_IMAGES = 10
 BUCKET = 'glance-demo'
 LATENCY = 0.025
 
@@ -52,13 +56,16 @@ LATENCY = 0.025
 CONFIG = """[DEFAULT]
 scrub_pool_size = {pool_size}
 scrub_time = 0
-enabled_backends = {backend}:s3
+enabled_backends = {file_backend}:file, {backend}:s3
 
 [database]
 connection = sqlite:///{folder}/glance.sqlite
 
 [glance_store]
-default_backend = {backend}
+default_backend = {file_backend}
+
+[{file_backend}]
+filesystem_store_datadir = {folder}/images
 
 [{backend}]
 {store_options}
@@ -78,6 +85,7 @@ def write_config(folder, pool_size, endpoint):
     with open(path, 'w') as config_file:
         config_file.write(CONFIG.format(
             folder=folder, pool_size=pool_size, backend=BACKEND,
+            file_backend=FILE_BACKEND,
             store_options='\n'.join('%s = %s' % item
                                     for item in store_options.items())))
     return path
@@ -86,6 +94,7 @@ def write_config(folder, pool_size, endpoint):
 def prepare(folder, endpoint):
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(os.path.join(folder, 'locks'))
+    os.makedirs(os.path.join(folder, 'images'))
     config = write_config(folder, 1, endpoint)
     subprocess.run([harness.console_script('glance-manage'), '--config-file',
                     config, 'db', 'sync'], check=True, capture_output=True)
@@ -146,6 +155,42 @@ def scrub_round(engine, bucket, folder, endpoint, pool_size, count):
     return summary[-1]['seconds']
 
 
+def file_round(engine, folder, endpoint, pool_size):
+    """Images in the local file store: deleted ones go, the active stays."""
+    store = harness.FileStore(os.path.join(folder, 'images'))
+    images = [seed.Image(size=1024, locations=[seed.Location(
+        store.put('deleted-%03d' % index), store=FILE_BACKEND)])
+        for index in range(FILE_IMAGES)]
+    images.append(seed.Image(
+        status='active', deleted=False, size=1024,
+        locations=[seed.Location(store.put('active-image'),
+                                 store=FILE_BACKEND, status='active')]))
+    seed.insert(engine, images)
+    config = write_config(folder, pool_size, endpoint)
+    say('\n== %d deleted images in the local file store ==' % FILE_IMAGES)
+    show_files(engine, store, 'before')
+    status, output = scrubber(config)
+    for line in output.splitlines():
+        if harness.SUMMARY_MARKER in line:
+            say('   ' + harness.SUMMARY_MARKER +
+                line.split(harness.SUMMARY_MARKER, 1)[1])
+    show_files(engine, store, 'after (exit status %d)' % status)
+    if status != 0:
+        say(output)
+        raise SystemExit('glance-scrubber failed')
+
+
+def show_files(engine, store, title):
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            'SELECT status, count(*) FROM images GROUP BY status '
+            'ORDER BY status')).all()
+    say('   %s: images %s; files in %s: %s' % (
+        title, ', '.join('%s=%d' % tuple(row) for row in rows),
+        store.datadir, ', '.join(sorted(os.listdir(store.datadir)))
+        or 'none'))
+
+
 def restore_round(engine, bucket, folder, endpoint):
     image = deleted_images(bucket, 1, 'restored')[0]
     seed.insert(engine, [image])
@@ -186,6 +231,7 @@ def main():
         bucket = harness.S3Bucket(moto.endpoint, BUCKET,
                                   url_netloc=proxy.netloc).create()
         engine = prepare(folder, proxy.endpoint)
+        file_round(engine, folder, proxy.endpoint, args.pool_size)
         seed.insert(engine, [active_image(bucket)])
         serial = scrub_round(engine, bucket, folder, proxy.endpoint, 1,
                              args.images)
