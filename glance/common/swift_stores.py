@@ -62,6 +62,7 @@ class SharedSwiftConnections:
         self._swift_backends = set(swift_backends)
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
+        self._stores = {}
         self._idle = collections.defaultdict(list)
         self.opened = 0
 
@@ -90,16 +91,24 @@ class SharedSwiftConnections:
             return store.delete(location, connection=connection,
                                 context=context)
 
+    # glance_store reads the swift_store_config_file again for each store
+    # it loads and each swift+config URL it parses, through state that
+    # threads doing so at the same time corrupt ("'list' object has no
+    # attribute 'find'", seen at pool 8): stores are loaded once per
+    # backend, and URLs parsed one at a time.
+
     def _store(self, url, backend):
+        with self._parse_lock:
+            if backend not in self._stores:
+                self._stores[backend] = self._load_store(url, backend)
+            return self._stores[backend]
+
+    def _load_store(self, url, backend):
         if self._multistore:
             return glance_store.get_store_from_store_identifier(backend)
         return glance_store.get_store_from_uri(url)
 
     def _location(self, url, backend):
-        # glance_store reads the swift_store_config_file again to parse a
-        # swift+config URL, through state that threads parsing at the
-        # same time corrupt ("'list' object has no attribute 'find'",
-        # seen at pool 8): one parse at a time.
         with self._parse_lock:
             return self._parse(url, backend)
 
@@ -111,8 +120,7 @@ class SharedSwiftConnections:
 
     @contextlib.contextmanager
     def _lease(self, backend, store, location, context):
-        # glance_store loads a new store instance at every look-up: the
-        # backend and the credentials are what a connection depends on.
+        # The backend and the credentials are what a connection depends on.
         key = (backend, location.swift_url, location.user,
                getattr(location, 'key', None))
         with self._lock:
