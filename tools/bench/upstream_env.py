@@ -32,7 +32,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 import upstream_glance_venv  # noqa: E402
 
-EXTRA = ('psycopg2-binary', 'boto3')
+EXTRA = ('psycopg2-binary', 'boto3', 'python-swiftclient')
 CEPH_BINDINGS = BENCH.parent / 'backends' / 'ceph_bindings.py'
 STAMP = 'bench-upstream.stamp'
 

@@ -1,0 +1,577 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Scrub throughput on real stores: Ceph RBD, and an S3 that throttles.
+
+    python tools/bench/stores_bench.py [--quick] [--groups GROUP ...]
+        [--runs N] [--json FILE] [--from-json FILE] [--write-docs]
+
+Each run seeds N pending_delete images in PostgreSQL with their data
+really in the store, runs one pass of the real glance-scrubber (this tree
+on both backends, or upstream Glance 33.0.0), checks what it scrubbed and
+prints a row per cell (the median of the runs).
+
+Groups:
+
+* rbd: a one-node Ceph cluster (tools/backends/ceph_cluster.py); images of
+  64 MiB with 8 MiB written, made as glance_store makes them (a protected
+  snapshot); OSD replies delayed 4 ms on the scrubber's side (``ms inject
+  delay`` in its ceph.conf), as a networked cluster would; pools 1, 4, 8
+  and 16.
+* swift: a Swift all-in-one with Keystone (tools/backends/swift_cluster.py),
+  single tenant, objects written by glance_store; pools 1, 4 and 8.
+* s3-throttled: moto behind a proxy that adds 25 ms to each request and
+  answers ``503 SlowDown`` above 100 requests per second; 300 images,
+  pool 32. The share of throttled requests is the proxy's count.
+
+Pass time: this tree's summary line; upstream logs none, so its pass time
+is its wall time minus the median wall time of the same command on an
+empty queue. --write-docs writes doc/source/admin/scrubber-stores-
+benchmark.rst and a plot per store. Not part of the test suite;
+tox -e bench-stores runs it.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+
+BENCH = pathlib.Path(__file__).resolve().parent
+TREE = BENCH.parent.parent
+sys.path.insert(0, str(TREE))
+
+from glance.tests import databases  # noqa: E402
+from glance.tests.functional import ceph  # noqa: E402
+from glance.tests.functional import fixtures as harness  # noqa: E402
+from glance.tests.functional import swift  # noqa: E402
+from glance.tests import seed  # noqa: E402
+
+import scrub_bench  # noqa: E402
+import upstream_env  # noqa: E402
+
+DOC_DIR = TREE / 'doc' / 'source' / 'admin'
+RST_PATH = DOC_DIR / 'scrubber-stores-benchmark.rst'
+PLOTS = {'rbd': ('scrubber-rbd-throughput.png',
+                 'glance-scrubber on Ceph RBD, 4 ms OSD delay, PostgreSQL'),
+         'swift': ('scrubber-swift-throughput.png',
+                   'glance-scrubber on Swift with Keystone, PostgreSQL')}
+RESULTS_DIR = BENCH / 'results'
+GROUPS = ('rbd', 'swift', 's3-throttled')
+
+RBD_IMAGE_SIZE = 64 * 2 ** 20
+RBD_WRITTEN = 8 * 2 ** 20
+RBD_CLIENT_OPTIONS = {'ms inject delay type': 'osd',
+                      'ms inject delay max': '0.004',
+                      'ms inject delay probability': '1',
+                      'rbd concurrent management ops': '1'}
+S3_LATENCY = 0.025
+S3_RATE = 100
+BUCKET = 'glance-bench-throttled'
+SCRUBBER_MAIN = ('import sys; from glance.cmd.scrubber import main; '
+                 'sys.exit(main())')
+
+
+@dataclasses.dataclass
+class Cell:
+    group: str
+    impl: str      # 'ours' or 'upstream'
+    backend: str   # 'eventlet' or 'threading'
+    n: int
+    pool: int
+    runs: int
+
+    def label(self):
+        return '%s %s %s N=%d pool=%d' % (self.group, self.impl,
+                                          self.backend, self.n, self.pool)
+
+
+def plan(quick, groups, runs):
+    runs = runs or (1 if quick else 3)
+    cells = []
+    rbd_n = 8 if quick else 32
+    for pool in (1, 4, 8, 16):
+        for backend in ('threading', 'eventlet'):
+            cells.append(Cell('rbd', 'ours', backend, rbd_n, pool, runs))
+        if pool in (1, 8):
+            # Upstream's scrubber has used native threads since 31.0.0.
+            cells.append(Cell('rbd', 'upstream', 'threading', rbd_n, pool,
+                              runs))
+    swift_n = 8 if quick else 32
+    for pool in (1, 4, 8):
+        for backend in ('threading', 'eventlet'):
+            cells.append(Cell('swift', 'ours', backend, swift_n, pool,
+                              runs))
+        if pool in (1, 8):
+            cells.append(Cell('swift', 'upstream', 'threading', swift_n,
+                              pool, runs))
+    s3_n = 100 if quick else 300
+    for backend in ('threading', 'eventlet'):
+        cells.append(Cell('s3-throttled', 'ours', backend, s3_n, 32, runs))
+    cells.append(Cell('s3-throttled', 'upstream', 'threading', s3_n, 32,
+                      runs))
+    return [cell for cell in cells if cell.group in groups]
+
+
+# --- the stores -------------------------------------------------------------
+
+
+class RbdStore:
+    """The cluster, a pool handle for seeding and checks, the client conf."""
+
+    def __init__(self, workdir):
+        self.cluster = ceph.CephCluster()
+        self.cluster.setUp()
+        self.pool = self.cluster.rbd_pool()
+        self.client_conf = ceph.client_conf(
+            self.cluster, os.path.join(workdir, 'scrubber-ceph.conf'),
+            RBD_CLIENT_OPTIONS)
+
+    def configure(self, config):
+        ceph.use_rbd_store(config, self.cluster)
+        config.set('glance_store', rbd_store_ceph_conf=self.client_conf)
+
+    def put(self, name):
+        # glance_store's layout, at the benchmark's size: a sparse image
+        # with the first 8 MiB written, and its protected snapshot.
+        return self.pool.put_sparse(name, RBD_IMAGE_SIZE,
+                                    b'x' * RBD_WRITTEN)
+
+    def left(self, urls):
+        return sum(self.pool.exists(url) for url in urls)
+
+    def throttled(self):
+        return None
+
+    def close(self):
+        self.pool.close()
+        self.cluster.cleanUp()
+
+
+class SwiftStore:
+    """Swift all-in-one with Keystone; glance_store writes the objects."""
+
+    CONTAINER = 'glance-bench'
+
+    def __init__(self, workdir):
+        self.cluster = swift.SwiftCluster()
+        self.cluster.setUp()
+        self.reference = self.cluster.write_reference_file(
+            os.path.join(workdir, 'swift-store.conf'))
+        self.writer = swift.GlanceStoreWriter(self.reference,
+                                              self.CONTAINER)
+        self.account = self.cluster.account()
+
+    def configure(self, config):
+        config.set('glance_store', **swift.store_options(self.reference,
+                                                         self.CONTAINER))
+
+    def put(self, name):
+        return self.writer.put(name, b'x' * 4096)
+
+    def left(self, urls):
+        return sum(self.account.exists(url) for url in urls)
+
+    def throttled(self):
+        return None
+
+    def close(self):
+        self.account.close()
+        self.cluster.cleanUp()
+
+
+class ThrottledS3Store:
+    """moto behind the counting proxy, rate limited."""
+
+    def __init__(self, workdir):
+        self.moto = harness.MotoServer(
+            log_path=os.path.join(workdir, 'moto.log'))
+        self.moto.setUp()
+        self.proxy = harness.CountingProxy(self.moto.endpoint, S3_LATENCY)
+        self.proxy.setUp()
+        self.bucket = harness.S3Bucket(self.moto.endpoint, BUCKET,
+                                       url_netloc=self.proxy.netloc)
+        self.bucket.create()
+
+    def configure(self, config):
+        config.use_s3_store(self.proxy.endpoint, BUCKET)
+
+    def put(self, name):
+        return self.bucket.put(name, b'x' * 64)
+
+    def start_run(self):
+        self.proxy.reset()
+        self.proxy.limit_rate(S3_RATE)
+
+    def left(self, urls):
+        keys = set(self.bucket.keys())
+        return sum(url.rsplit('/', 1)[1] in keys for url in urls)
+
+    def throttled(self):
+        requests = len(self.proxy.requests)
+        return self.proxy.throttled / requests if requests else 0.0
+
+    def close(self):
+        self.proxy.cleanUp()
+        self.moto.cleanUp()
+
+
+STORES = {'rbd': RbdStore, 'swift': SwiftStore,
+          's3-throttled': ThrottledS3Store}
+
+
+# --- one cell ---------------------------------------------------------------
+
+
+def run_cell(cell, store, workdir, pythons):
+    os.makedirs(workdir)
+    database = databases.Database('postgresql', migrate=cell.impl == 'ours')
+    database.setUp()
+    try:
+        config = harness.ScrubberConfig(
+            os.path.join(workdir, 'scrubber.conf'), database.url,
+            os.path.join(workdir, 'locks'), scrub_pool_size=cell.pool)
+        config.set('glance_store', filesystem_store_datadir=None)
+        store.configure(config)
+        config.write()
+        python = pythons[cell.impl]
+        if cell.impl == 'upstream':
+            upstream_db_sync(python, config.path, workdir)
+        idle = [run_scrubber(cell, python, config, workdir, store,
+                             'idle-%d' % attempt)
+                for attempt in range(2 if cell.impl == 'upstream' else 0)]
+        runs = []
+        for attempt in range(cell.runs):
+            urls = seed_images(database.engine, store, cell.n)
+            run = run_scrubber(cell, python, config, workdir, store,
+                               'run-%d' % attempt)
+            run['left'] = store.left(urls)
+            if cell.impl == 'ours' and (run['left'] or run['exit'] != 0):
+                raise AssertionError('%s: exit %s, %d images left'
+                                     % (cell.label(), run['exit'],
+                                        run['left']))
+            runs.append(run)
+    finally:
+        database.cleanUp()
+    return result_of(cell, idle, runs)
+
+
+def upstream_db_sync(python, config_path, workdir):
+    code = SCRUBBER_MAIN.replace('scrubber', 'manage')
+    subprocess.run([python, '-c', code, '--config-file', config_path, 'db',
+                    'sync'], check=True, cwd=workdir, capture_output=True,
+                   env=harness.scrubber_environment())
+
+
+def seed_images(engine, store, count):
+    images = []
+    for _ in range(count):
+        image_id = str(uuid.uuid4())
+        url = store.put(image_id)
+        images.append(seed.Image(id=image_id,
+                                 locations=[seed.Location(url)]))
+    seed.insert(engine, images)
+    return [image.locations[0].url for image in images]
+
+
+def run_scrubber(cell, python, config, workdir, store, tag):
+    if hasattr(store, 'start_run'):
+        store.start_run()
+    prefix = os.path.join(workdir, tag)
+    env = harness.scrubber_environment({
+        harness.BACKEND_VARIABLE: cell.backend, 'PYTHONPATH': None,
+        'PYTHONWARNINGS': 'ignore'})
+    # Run from the work folder: the venv's glance, this tree's or
+    # upstream's, is the one imported.
+    command = [python, '-c', SCRUBBER_MAIN, '--config-file', config.path]
+    returncode, wall, cpu, rss = scrub_bench.measure(command, env, workdir,
+                                                     prefix)
+    with open(prefix + '.out') as out, open(prefix + '.err') as err:
+        summaries = harness.parse_summaries(out.read() + err.read())
+    return {'exit': returncode, 'wall': wall, 'cpu': cpu, 'rss': rss,
+            'summary': summaries[-1] if summaries else None,
+            'throttled_share': store.throttled()}
+
+
+def result_of(cell, idle, runs):
+    if cell.impl == 'ours':
+        passes = [run['summary']['seconds'] for run in runs]
+    else:
+        startup = statistics.median(run['wall'] for run in idle)
+        passes = [max(run['wall'] - startup, 1e-3) for run in runs]
+    scrubbed = [cell.n - run['left'] for run in runs]
+    rates = [done / seconds for done, seconds in zip(scrubbed, passes)]
+    result = dataclasses.asdict(cell)
+    result.update(
+        pass_s=statistics.median(passes),
+        images_per_s=statistics.median(rates), images_per_s_all=rates,
+        unscrubbed=max(run['left'] for run in runs),
+        exit_codes=sorted({run['exit'] for run in runs}),
+        cpu_s=statistics.median(run['cpu'] for run in runs),
+        peak_rss_mb=max(run['rss'] for run in runs))
+    shares = [run['throttled_share'] for run in runs
+              if run['throttled_share'] is not None]
+    if shares:
+        result['throttled_share'] = max(shares)
+    return result
+
+
+# --- reporting --------------------------------------------------------------
+
+
+def speedups(results):
+    """images/s of each cell over the same store, impl, backend at pool 1."""
+    base = {(r['group'], r['impl'], r['backend']): r['images_per_s']
+            for r in results if r['pool'] == 1}
+    return {(r['group'], r['impl'], r['backend'], r['pool']):
+            r['images_per_s'] / base[r['group'], r['impl'], r['backend']]
+            for r in results
+            if (r['group'], r['impl'], r['backend']) in base}
+
+
+def rows(results):
+    gains = speedups(results)
+    header = ['store', 'scrubber', 'backend', 'N', 'pool', 'pass s',
+              'img/s', 'x pool 1', 'not scrubbed', 'exit', 'throttled',
+              'CPU s', 'peak MB']
+    table = [header]
+    for r in results:
+        gain = gains.get((r['group'], r['impl'], r['backend'], r['pool']))
+        share = r.get('throttled_share')
+        table.append([
+            r['group'], 'this tree' if r['impl'] == 'ours'
+            else 'upstream 33.0.0', r['backend'], str(r['n']),
+            str(r['pool']), '%.1f' % r['pass_s'],
+            '%.2f' % r['images_per_s'],
+            '%.1f' % gain if gain is not None else '',
+            str(r['unscrubbed']), ','.join(map(str, r['exit_codes'])),
+            '%.0f%%' % (100 * share) if share is not None else '',
+            '%.1f' % r['cpu_s'], '%.0f' % r['peak_rss_mb']])
+    return table
+
+
+def checks(results):
+    """The issue's goals, each with its verdict."""
+    found = []
+    gain = speedups(results).get(('rbd', 'ours', 'threading', 8))
+    if gain is not None:
+        found.append(('RBD: pool 8 at least 2.5x pool 1 on the default '
+                      '(threading) backend', '%.1fx' % gain, gain >= 2.5))
+    for r in results:
+        if r['group'] == 's3-throttled' and r['impl'] == 'ours':
+            ok = (r['unscrubbed'] == 0 and r['exit_codes'] == [0]
+                  and r['throttled_share'] <= 0.2)
+            found.append((
+                'S3 at 100 req/s, pool 32, %s: all %d scrubbed, exit 0, '
+                'at most 20%% throttled' % (r['backend'], r['n']),
+                '%d left, exit %s, %.0f%% throttled' % (
+                    r['unscrubbed'], ','.join(map(str, r['exit_codes'])),
+                    100 * r['throttled_share']), ok))
+    return found
+
+
+def print_report(results, stream=sys.stdout):
+    table = rows(results)
+    widths = [max(len(row[column]) for row in table)
+              for column in range(len(table[0]))]
+    for row in table:
+        print('  '.join(value.rjust(width)
+                        for value, width in zip(row, widths)), file=stream)
+    print(file=stream)
+    for goal, measured, ok in checks(results):
+        print('%s  %s: %s' % ('MET    ' if ok else 'NOT MET', goal,
+                              measured), file=stream)
+
+
+def write_rst(results, meta, path=RST_PATH):
+    table = rows(results)
+    lines = [
+        '==========================================================',
+        'Scrubber benchmark: Ceph RBD, Swift and a throttling S3',
+        '==========================================================',
+        '',
+        'Generated by ``tools/bench/stores_bench.py --write-docs`` '
+        '(``tox -e bench-stores``) on %s: %s, %d cores, %s, %d run(s) per '
+        'cell, the median shown. PostgreSQL; every cell runs the real '
+        '``glance-scrubber`` as a process of its own.' % (
+            meta['date'], meta['machine'], meta['cores'], meta['python'],
+            meta['runs']),
+        '',
+    ]
+    if meta.get('note'):
+        lines += [meta['note'][0].upper() + meta['note'][1:] + '.', '']
+    lines += [
+        '* **rbd**: a one-node Ceph cluster (memstore OSD); images of 64 '
+        'MiB with 8 MiB written, made as glance_store makes them; OSD '
+        'replies delayed 4 ms on the scrubber\'s side, as a networked '
+        'cluster would. ``x pool 1``: images per second over the same '
+        'scrubber and backend at pool 1.',
+        '* **swift**: a Swift all-in-one with Keystone '
+        '(``tools/backends/swift_cluster.py``), single tenant; objects of 4 '
+        'KiB written by glance_store. glance_store alone (upstream) logs in '
+        'to Keystone for every delete; this tree\'s workers share '
+        'connections and their tokens, so a delete is a round trip to a '
+        'local Swift and each worker\'s first login is most of a pass: '
+        'pools above 1 do not pay on this loopback Swift.',
+        '* **s3-throttled**: moto behind a proxy adding 25 ms per request '
+        'and answering ``503 SlowDown`` above 100 requests per second. '
+        '``throttled``: the share of requests the proxy answered so, '
+        'the worst run.',
+        '',
+        'Goals:',
+        '',
+    ]
+    for goal, measured, ok in checks(results):
+        verdict = 'met' if ok else 'not met'
+        lines.append('* %s: %s, **%s**.' % (goal, measured, verdict))
+    lines += ['', '.. list-table::', '   :header-rows: 1', '']
+    for row in table:
+        lines.append('   * - ' + row[0])
+        lines.extend(('     - ' + value).rstrip() for value in row[1:])
+    for group, (file_name, title) in PLOTS.items():
+        if any(r['group'] == group for r in results):
+            lines += ['', '.. image:: %s' % file_name,
+                      '   :alt: %s: images per second against '
+                      'scrub_pool_size' % title]
+    lines.append('')
+    path.write_text('\n'.join(_folded(line) for line in lines))
+
+
+def _folded(line):
+    """A prose line or bullet folded at 79 columns (doc8's limit)."""
+    if len(line) <= 79 or line.startswith((' ', '..', '=')):
+        return line
+    indent = '  ' if line.startswith('* ') else ''
+    return textwrap.fill(line, 79, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def plot(results, group):
+    file_name, title = PLOTS[group]
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(8, 5), dpi=110)
+    series = (('ours', 'threading', 'this tree, threading (default)', 's-'),
+              ('ours', 'eventlet', 'this tree, eventlet', 'o-'),
+              ('upstream', 'threading', 'upstream 33.0.0', 'v-'))
+    pools = set()
+    for impl, backend, label, style in series:
+        cells = sorted((r for r in results if r['group'] == group and
+                        r['impl'] == impl and r['backend'] == backend),
+                       key=lambda r: r['pool'])
+        if cells:
+            pools.update(r['pool'] for r in cells)
+            axes.plot([r['pool'] for r in cells],
+                      [r['images_per_s'] for r in cells], style,
+                      label=label)
+    axes.set_xscale('log', base=2)
+    axes.set_xticks(sorted(pools))
+    axes.set_xticklabels([str(pool) for pool in sorted(pools)])
+    axes.set_xlabel('scrub_pool_size')
+    axes.set_ylabel('images scrubbed per second (pass time)')
+    axes.set_title(title)
+    axes.grid(True, which='both', alpha=0.3)
+    axes.legend(loc='upper left', fontsize='small')
+    figure.tight_layout()
+    figure.savefig(DOC_DIR / file_name)
+    pyplot.close(figure)
+
+
+# --- main -------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='fewer images, one run per cell')
+    parser.add_argument('--groups', nargs='+', choices=GROUPS,
+                        default=list(GROUPS))
+    parser.add_argument('--runs', type=int)
+    parser.add_argument('--json', help='save the results there')
+    parser.add_argument('--from-json', help='report saved results')
+    parser.add_argument('--write-docs', action='store_true')
+    return parser.parse_args(argv)
+
+
+def run_all(args):
+    cells = plan(args.quick, args.groups, args.runs)
+    pythons = {'ours': sys.executable}
+    if any(cell.impl == 'upstream' for cell in cells):
+        pythons['upstream'] = str(upstream_env.ensure(with_ceph=True))
+    workdir = tempfile.mkdtemp(prefix='stores-bench-')
+    print('work folder: %s' % workdir, flush=True)
+    results = []
+    for group in args.groups:
+        group_cells = [cell for cell in cells if cell.group == group]
+        if not group_cells:
+            continue
+        store = STORES[group](workdir)
+        try:
+            for cell in group_cells:
+                started = time.monotonic()
+                results.append(run_cell(
+                    cell, store, os.path.join(workdir, 'cell-%02d'
+                                              % len(results)), pythons))
+                # Kept as it goes: a late failure loses no cell.
+                save(args.json, results)
+                print('%5.0f s  %s' % (time.monotonic() - started,
+                                       '  '.join(rows(results)[-1])),
+                      flush=True)
+        finally:
+            store.close()
+    meta = {'date': time.strftime('%Y-%m-%d'),
+            'machine': scrub_bench.machine(), 'cores': os.cpu_count(),
+            'python': 'Python %d.%d' % sys.version_info[:2],
+            'runs': args.runs or (1 if args.quick else 3),
+            'quick': args.quick}
+    return {'meta': meta, 'results': results}
+
+
+def save(path, results):
+    if path:
+        with open(path, 'w') as saved:
+            json.dump({'partial': results}, saved, indent=1)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as saved:
+            data = json.load(saved)
+    else:
+        data = run_all(args)
+        path = args.json or RESULTS_DIR / ('stores-%s.json'
+                                           % data['meta']['date'])
+        with open(path, 'w') as saved:
+            json.dump(data, saved, indent=1)
+        print('results in %s' % path)
+    print_report(data['results'])
+    if args.write_docs:
+        write_rst(data['results'], data['meta'])
+        for group in PLOTS:
+            if any(r['group'] == group for r in data['results']):
+                plot(data['results'], group)
+        print('wrote %s and its plots' % RST_PATH)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
