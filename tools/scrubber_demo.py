@@ -115,14 +115,26 @@ def active_image(bucket):
                                                status='active')])
 
 
-def show(engine, bucket, title):
+def image_counts(engine):
+    """'active=1, pending_delete=10': the images by status."""
     with engine.connect() as connection:
         rows = connection.execute(sa.text(
             'SELECT status, count(*) FROM images GROUP BY status '
             'ORDER BY status')).all()
+    return ', '.join('%s=%d' % tuple(row) for row in rows)
+
+
+def show(engine, bucket, title):
     say('   %s: images %s; objects in the bucket: %d' % (
-        title, ', '.join('%s=%d' % tuple(row) for row in rows),
-        len(bucket.keys())))
+        title, image_counts(engine), len(bucket.keys())))
+
+
+def say_summary(output):
+    """The scrubber's summary line, without the log prefix."""
+    for line in output.splitlines():
+        if harness.SUMMARY_MARKER in line:
+            say('   ' + harness.SUMMARY_MARKER +
+                line.split(harness.SUMMARY_MARKER, 1)[1])
 
 
 def scrubber(config, *args):
@@ -144,10 +156,7 @@ def scrub_round(engine, bucket, folder, endpoint, pool_size, count):
     show(engine, bucket, 'before')
     status, output = scrubber(config)
     summary = harness.parse_summaries(output)
-    for line in output.splitlines():
-        if harness.SUMMARY_MARKER in line:
-            say('   ' + harness.SUMMARY_MARKER +
-                line.split(harness.SUMMARY_MARKER, 1)[1])
+    say_summary(output)
     show(engine, bucket, 'after (exit status %d)' % status)
     if status != 0 or not summary:
         say(output)
@@ -170,10 +179,7 @@ def file_round(engine, folder, endpoint, pool_size):
     say('\n== %d deleted images in the local file store ==' % FILE_IMAGES)
     show_files(engine, store, 'before')
     status, output = scrubber(config)
-    for line in output.splitlines():
-        if harness.SUMMARY_MARKER in line:
-            say('   ' + harness.SUMMARY_MARKER +
-                line.split(harness.SUMMARY_MARKER, 1)[1])
+    say_summary(output)
     show_files(engine, store, 'after (exit status %d)' % status)
     if status != 0:
         say(output)
@@ -181,14 +187,9 @@ def file_round(engine, folder, endpoint, pool_size):
 
 
 def show_files(engine, store, title):
-    with engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            'SELECT status, count(*) FROM images GROUP BY status '
-            'ORDER BY status')).all()
     say('   %s: images %s; files in %s: %s' % (
-        title, ', '.join('%s=%d' % tuple(row) for row in rows),
-        store.datadir, ', '.join(sorted(os.listdir(store.datadir)))
-        or 'none'))
+        title, image_counts(engine), store.datadir,
+        ', '.join(sorted(os.listdir(store.datadir))) or 'none'))
 
 
 def restore_round(engine, bucket, folder, endpoint):

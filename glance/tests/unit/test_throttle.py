@@ -148,15 +148,20 @@ class TestStoreGate(testtools.TestCase):
         self.assertEqual([0.1, 0.2, 0.3], self.sleeps)
         self.assertEqual(3, gate.throttled)
 
+    @staticmethod
+    def always_failing(error, sent):
+        def request():
+            sent.append(1)
+            raise error
+        return request
+
     def test_the_last_throttled_answer_is_raised(self):
         gate = self.gate(8)
         sent = []
 
-        def request():
-            sent.append(1)
-            raise client_error('SlowDown', 503)
-
-        self.assertRaises(boto_exceptions.ClientError, gate.call, request,
+        self.assertRaises(boto_exceptions.ClientError, gate.call,
+                          self.always_failing(
+                              client_error('SlowDown', 503), sent),
                           attempts=3)
         self.assertEqual(3, len(sent))
 
@@ -164,11 +169,9 @@ class TestStoreGate(testtools.TestCase):
         gate = self.gate(8)
         sent = []
 
-        def request():
-            sent.append(1)
-            raise client_error('AccessDenied', 403)
-
-        self.assertRaises(boto_exceptions.ClientError, gate.call, request,
+        self.assertRaises(boto_exceptions.ClientError, gate.call,
+                          self.always_failing(
+                              client_error('AccessDenied', 403), sent),
                           attempts=3)
         self.assertEqual(1, len(sent))
         self.assertEqual([], self.sleeps)
