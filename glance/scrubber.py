@@ -282,7 +282,8 @@ claimed cannot, and the command refuses while a scrub pass runs on this
 host. It cannot be combined with ``--daemon``.
 
 Possible values:
-    * An image ID
+    * An image ID (a UUID). Anything else, an empty value included, is
+      refused at start (exit 2) before the database or a store is used.
 
 Related options:
     * daemon

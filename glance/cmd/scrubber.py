@@ -38,6 +38,7 @@ import glance_store
 from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_log import log as logging
+from oslo_utils import uuidutils
 
 from glance import backlog
 from glance.common import config
@@ -180,14 +181,15 @@ def read_settings(conf):
     except (cfg.Error, ValueError) as error:
         raise exception.InvalidConfiguration(reason=_option_error(error))
     _check_values(settings)
-    if settings['daemon'] and settings['restore']:
+    _check_restore_id(settings['restore'])
+    if settings['daemon'] and restoring(settings):
         raise exception.InvalidConfiguration(
             reason=_('--restore cannot be combined with --daemon'))
     _check_read_only_modes(settings)
     if not read_only(settings):
         _check_lock_path(settings['lock_path'])
     # Only passes write metrics: not a restore, --list nor --dry-run.
-    if settings['metrics_file'] and not (settings['restore'] or
+    if settings['metrics_file'] and not (restoring(settings) or
                                          read_only(settings)):
         try:
             metrics.check_writable(settings['metrics_file'])
@@ -201,6 +203,22 @@ def read_settings(conf):
     return settings
 
 
+def restoring(settings):
+    """Whether --restore was given, whatever its value.
+
+    Never a truth test on the value: ``--restore ""`` (an empty shell
+    variable) must be refused, not run a scrub pass.
+    """
+    return settings['restore'] is not None
+
+
+def _check_restore_id(image_id):
+    if image_id is not None and not uuidutils.is_uuid_like(image_id):
+        raise exception.InvalidConfiguration(
+            reason=_('--restore needs the ID of an image (a UUID), not '
+                     '%r') % image_id)
+
+
 def read_only(settings):
     """Whether the command only reads (--list, --dry-run): no lock."""
     return settings['list'] or settings['dry_run']
@@ -210,7 +228,8 @@ def _check_read_only_modes(settings):
     """--list and --dry-run are modes of their own: refuse a mix."""
     for mode, excluded in (('list', ('dry_run', 'restore', 'daemon')),
                            ('dry_run', ('restore', 'daemon'))):
-        clash = [_flag(name) for name in excluded if settings[name]]
+        clash = [_flag(name) for name in excluded
+                 if settings[name] not in (None, False)]
         if settings[mode] and clash:
             raise exception.InvalidConfiguration(
                 reason=_('%(mode)s cannot be combined with %(others)s')
@@ -287,7 +306,7 @@ def build_deleter(admin_context, settings, multistore):
         ``pool_size`` workers (one for a restore).
     """
     shared_s3 = s3_stores.SharedS3Stores.from_config(CONF, multistore)
-    workers = 1 if settings['restore'] else settings['pool_size']
+    workers = 1 if restoring(settings) else settings['pool_size']
     try:
         clients = shared_s3.prepare(workers)
     except ValueError as error:
@@ -504,7 +523,7 @@ def main(argv=None):
         return EXIT_REFUSED
     try:
         with db_api.database_errors():
-            if settings['restore']:
+            if restoring(settings):
                 return restore(admin_context, settings['restore'],
                                settings['lock_path'], deleter)
             the_scrubber = build_scrubber(admin_context, settings, deleter,
