@@ -24,6 +24,9 @@ from glance.cmd import scrubber as cmd
 from glance.common import exception
 
 
+IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
+
+
 class TestSettings(testtools.TestCase):
 
     def setUp(self):
@@ -89,7 +92,7 @@ class TestSettings(testtools.TestCase):
     def test_restore_cannot_be_combined_with_daemon(self):
         error = self.assertRaises(exception.InvalidConfiguration,
                                   self.settings,
-                                  args=['--daemon', '--restore', 'abc'])
+                                  args=['--daemon', '--restore', IMAGE_ID])
         self.assertIn('--restore cannot be combined with --daemon',
                       str(error))
 

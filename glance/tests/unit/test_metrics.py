@@ -368,6 +368,9 @@ class Settings:
         return cmd.read_settings(self.conf)
 
 
+IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
+
+
 @pytest.fixture
 def settings(tmp_path):
     return Settings(str(tmp_path))
@@ -403,7 +406,7 @@ def test_a_metrics_file_in_a_missing_directory_is_refused(settings,
         settings('metrics_file = %s' % path)
     # A restore does not write metrics: not refused for them.
     assert settings('metrics_file = %s' % path,
-                    args=['--restore', 'some-id'])['restore'] == 'some-id'
+                    args=['--restore', IMAGE_ID])['restore'] == IMAGE_ID
 
 
 def test_a_metrics_file_that_is_a_directory_is_refused(settings, tmp_path):
