@@ -196,8 +196,9 @@ class TestSharedS3Stores(MotoS3):
         self.assertEqual(['S3 bucket no-such-bucket does not exist'],
                          stores.missing_buckets())
         error = self.assertRaises(exception.InvalidConfiguration,
-                                  store_checks.check_stores, cfg.CONF,
-                                  False, stores)
+                                  store_checks.check_stores,
+                                  layout.StoreLayout.from_config(cfg.CONF),
+                                  stores)
         self.assertIn('no-such-bucket', str(error))
 
     def test_handles_s3_urls_only(self):
