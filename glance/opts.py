@@ -15,8 +15,8 @@
 import itertools
 
 from glance.common import config
-from glance.common import coordination
 from glance import scrubber
+from glance.scrubber import coordination
 
 
 def list_scrubber_opts():

@@ -21,7 +21,7 @@ environment variable:
 * ``eventlet``: the process is monkey patched and images are scrubbed by
   green threads (``futurist.GreenThreadPoolExecutor``); the store calls
   that block in C (librbd) run in eventlet's native thread pool
-  (glance.common.store_policy.StoreCalls).
+  (glance.scrubber.stores.calls.StoreCalls).
 
 Threading is the default because every store scales on it: librbd holds
 eventlet's hub while it works, so green workers delete RBD images one at

@@ -26,9 +26,7 @@ because a scrub pass is running on this host.
 import contextlib
 from importlib import metadata as importlib_metadata
 import logging as std_logging
-import math
 import os
-import re
 import signal
 import sys
 
@@ -38,23 +36,25 @@ import glance_store
 from oslo_concurrency import opts as concurrency_opts
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_utils import uuidutils
 
-from glance import backlog
+from glance import _compat
 from glance.common import config
-from glance.common import coordination
-from glance.common import crypt
 from glance.common import exception
-from glance.common import metrics
-from glance.common import s3_stores
-from glance.common import store_checks
-from glance.common import store_policy
-from glance.common import swift_stores
-from glance.common import throttle
 from glance import context
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
 from glance import scrubber
+from glance.scrubber import backlog
+from glance.scrubber import coordination
+from glance.scrubber import data_users as data_users_index
+from glance.scrubber.stores import calls as store_calls
+from glance.scrubber.stores import checks as store_checks
+from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import gate as store_gate
+from glance.scrubber.stores import layout
+from glance.scrubber.stores import s3
+from glance.scrubber.stores import swift
+from glance.scrubber.stores import urls
 
 CONF = cfg.CONF
 LOG = logging.getLogger('glance.scrubber')
@@ -101,15 +101,15 @@ def _known_store_types():
             importlib_metadata.entry_points(group='glance_store.drivers')}
 
 
-def _check_store_types(conf):
+def _check_store_types(store_layout):
     known = _known_store_types()
-    if conf.enabled_backends:
-        wanted = {'%s:%s' % item: item[1]
-                  for item in conf.enabled_backends.items()}
+    if store_layout.multistore:
         option = 'enabled_backends'
+        wanted = {'%s:%s' % backend: backend[1]
+                  for backend in store_layout.backends}
     else:
-        wanted = {name: name for name in conf.glance_store.stores}
         option = '[glance_store] stores'
+        wanted = {kind: kind for _name, kind in store_layout.backends}
     unknown = sorted(name for name, kind in wanted.items()
                      if kind not in known)
     if unknown:
@@ -118,32 +118,34 @@ def _check_store_types(conf):
             % {'option': option, 'names': ', '.join(unknown)})
 
 
-def setup_stores(conf):
+def setup_stores(conf, store_timeout):
     """Load the store drivers; fail on an unknown store before any delete.
 
     A file datadir must exist before the drivers are loaded (the file
     store would create it empty).
 
-    :returns: True when multiple backends (``enabled_backends``) are on.
+    :param store_timeout: ``scrub_store_timeout``: glance_store's own
+        timeouts left unset default to it.
+    :returns: the StoreLayout of the configured backends.
     """
-    _check_store_types(conf)
-    multistore = bool(conf.enabled_backends)
-    if multistore:
+    store_layout = layout.StoreLayout.from_config(conf)
+    _check_store_types(store_layout)
+    if store_layout.multistore:
         with _missing_drivers_unsaid():
             glance_store.register_store_opts(conf)
-    store_checks.check_datadirs(conf, multistore)
-    store_policy.bound_library_timeouts(conf, multistore,
-                                        conf.scrub_store_timeout)
+    store_checks.check_datadirs(conf, store_layout)
+    store_calls.bound_library_timeouts(conf, store_layout, store_timeout)
     try:
-        _create_stores(conf, multistore)
+        _create_stores(conf, store_layout.multistore)
     except (RuntimeError, glance_store.exceptions.GlanceStoreException,
             glance_store.exceptions.BackendException) as error:
         raise exception.InvalidConfiguration(reason=str(error))
     except (cfg.Error, ValueError) as error:
         # A store option's value, read only when its driver loads.
-        raise exception.InvalidConfiguration(reason=_option_error(error))
-    store_checks.check_can_delete(conf, multistore)
-    return multistore
+        raise exception.InvalidConfiguration(
+            reason=_compat.option_error_text(error))
+    store_checks.check_can_delete(store_layout)
+    return store_layout
 
 
 def _create_stores(conf, multistore):
@@ -155,158 +157,23 @@ def _create_stores(conf, multistore):
         glance_store.verify_default_store()
 
 
-def read_settings(conf):
-    """Read and check, once, every option the command needs.
+class StoreSide:
+    """What a command deletes with: the deleter and what it is built of."""
 
-    :raises InvalidConfiguration: a value is missing or out of range.
-    """
-    try:
-        settings = {
-            'daemon': conf.daemon,
-            'restore': conf.restore,
-            'list': conf.list,
-            'dry_run': conf.dry_run,
-            'pool_size': conf.scrub_pool_size,
-            'scrub_time': conf.scrub_time,
-            'wakeup_time': conf.wakeup_time,
-            'report_interval': conf.report_interval,
-            'metrics_file': conf.metrics_file,
-            'encryption_key': conf.metadata_encryption_key,
-            'claim_timeout': conf.scrub_claim_timeout,
-            'not_found_ratio': conf.scrub_not_found_ratio,
-            'store_rate_limit': conf.scrub_store_rate_limit,
-            'store_timeout': conf.scrub_store_timeout,
-            'lock_path': conf.oslo_concurrency.lock_path,
-        }
-    except (cfg.Error, ValueError) as error:
-        raise exception.InvalidConfiguration(reason=_option_error(error))
-    _check_values(settings)
-    _check_restore_id(settings['restore'])
-    if settings['daemon'] and restoring(settings):
-        raise exception.InvalidConfiguration(
-            reason=_('--restore cannot be combined with --daemon'))
-    _check_read_only_modes(settings)
-    if not read_only(settings):
-        _check_lock_path(settings['lock_path'])
-    # Only passes write metrics: not a restore, --list nor --dry-run.
-    if settings['metrics_file'] and not (restoring(settings) or
-                                         read_only(settings)):
-        try:
-            metrics.check_writable(settings['metrics_file'])
-        except ValueError as error:
-            raise exception.InvalidConfiguration(reason=str(error))
-    if settings['encryption_key']:
-        try:
-            crypt.validate_key(settings['encryption_key'])
-        except ValueError as error:
-            raise exception.InvalidConfiguration(reason=str(error))
-    return settings
+    def __init__(self, deleter, data_users, gate):
+        self.deleter = deleter
+        self.data_users = data_users
+        self.gate = gate
 
 
-def restoring(settings):
-    """Whether --restore was given, whatever its value.
-
-    Never a truth test on the value: ``--restore ""`` (an empty shell
-    variable) must be refused, not run a scrub pass.
-    """
-    return settings['restore'] is not None
-
-
-def _check_restore_id(image_id):
-    if image_id is not None and not uuidutils.is_uuid_like(image_id):
-        raise exception.InvalidConfiguration(
-            reason=_('--restore needs the ID of an image (a UUID), not '
-                     '%r') % image_id)
-
-
-def read_only(settings):
-    """Whether the command only reads (--list, --dry-run): no lock."""
-    return settings['list'] or settings['dry_run']
-
-
-def _check_read_only_modes(settings):
-    """--list and --dry-run are modes of their own: refuse a mix."""
-    for mode, excluded in (('list', ('dry_run', 'restore', 'daemon')),
-                           ('dry_run', ('restore', 'daemon'))):
-        clash = [_flag(name) for name in excluded
-                 if settings[name] not in (None, False)]
-        if settings[mode] and clash:
-            raise exception.InvalidConfiguration(
-                reason=_('%(mode)s cannot be combined with %(others)s')
-                % {'mode': _flag(mode), 'others': ', '.join(clash)})
-
-
-def _flag(setting):
-    return '--' + setting.replace('_', '-')
-
-
-# Settings with no meaning when empty: an ``option =`` line in a file
-# gives None, not the option's default.
-_NEEDS_A_VALUE = {
-    'pool_size': 'scrub_pool_size',
-    'scrub_time': 'scrub_time',
-    'wakeup_time': 'wakeup_time',
-    'report_interval': 'report_interval',
-    'claim_timeout': 'scrub_claim_timeout',
-    'store_timeout': 'scrub_store_timeout',
-    'not_found_ratio': 'scrub_not_found_ratio',
-}
-
-
-# Float settings: nan passes oslo.config's min and max checks.
-_FINITE = {
-    'not_found_ratio': 'scrub_not_found_ratio',
-    'store_rate_limit': 'scrub_store_rate_limit',
-}
-
-
-def _check_values(settings):
-    for key, option in _NEEDS_A_VALUE.items():
-        if settings[key] is None:
-            raise exception.InvalidConfiguration(
-                reason=_('%s is empty: give it a value, or remove the line '
-                         'to use its default') % option)
-    for key, option in _FINITE.items():
-        value = settings[key]
-        if value is not None and not math.isfinite(value):
-            raise exception.InvalidConfiguration(
-                reason=_('%(option)s must be a finite number, not %(value)s')
-                % {'option': option, 'value': value})
-
-
-def _option_error(error):
-    # oslo.config names the source of a bad value by the repr of its
-    # LocationInfo; an operator wants the file.
-    return re.sub(r"from LocationInfo\(.*?detail='([^']*)'\)", r'in \1',
-                  str(error))
-
-
-def _check_lock_path(lock_path):
-    if not lock_path:
-        raise exception.InvalidConfiguration(
-            reason=_('[oslo_concurrency] lock_path is not set: scrub '
-                     'passes and --restore share a lock file there'))
-    try:
-        os.makedirs(lock_path, exist_ok=True)
-    except OSError as error:
-        raise exception.InvalidConfiguration(
-            reason=_('[oslo_concurrency] lock_path %(path)s cannot be '
-                     'created: %(error)s')
-            % {'path': lock_path, 'error': error.strerror})
-    if not os.access(lock_path, os.W_OK | os.X_OK):
-        raise exception.InvalidConfiguration(
-            reason=_('[oslo_concurrency] lock_path %s is not writable')
-            % lock_path)
-
-
-def build_deleter(admin_context, settings, multistore):
+def build_store_side(admin_context, settings, store_layout):
     """The StoreDeleter, its S3 clients built, its stores checked.
 
-    :param settings: read_settings()'s; the S3 clients are built for
-        ``pool_size`` workers (one for a restore).
+    :param settings: the options.Settings; the S3 clients are built for
+        its ``workers``.
     """
-    shared_s3 = s3_stores.SharedS3Stores.from_config(CONF, multistore)
-    workers = 1 if restoring(settings) else settings['pool_size']
+    shared_s3 = s3.SharedS3Stores.from_config(CONF, store_layout)
+    workers = settings.workers
     try:
         clients = shared_s3.prepare(workers)
     except ValueError as error:
@@ -315,36 +182,35 @@ def build_deleter(admin_context, settings, multistore):
             reason=_('cannot make an S3 client: %s') % error)
     if clients:
         LOG.info('%d S3 client(s) ready for %d workers', clients, workers)
-    store_checks.check_stores(CONF, multistore, shared_s3)
-    datadirs = store_policy.FileDatadirs(
-        store_policy.configured_datadirs(CONF, multistore))
-    return store_policy.StoreDeleter(
-        admin_context, multistore=multistore,
-        encryption_key=settings['encryption_key'], datadirs=datadirs,
-        s3_stores=shared_s3, gate=_store_gate(settings, workers),
-        calls=store_policy.StoreCalls(glance_cmd.BACKEND,
-                                      settings['store_timeout'], workers),
-        swift_stores=swift_stores.SharedSwiftConnections.from_config(
-            CONF, multistore))
+    store_checks.check_stores(store_layout, shared_s3)
+    data_users = data_users_index.DataUsers(
+        urls.LocationUrls(settings.metadata_encryption_key))
+    gate = _store_gate(settings, workers)
+    deleter = store_deleter.StoreDeleter(
+        admin_context, store_layout=store_layout,
+        encryption_key=settings.metadata_encryption_key,
+        datadirs=layout.FileDatadirs(
+            layout.configured_datadirs(CONF, store_layout)),
+        data_users=data_users, s3_stores=shared_s3,
+        swift_stores=swift.SharedSwiftConnections.from_config(
+            CONF, store_layout),
+        gate=gate,
+        calls=store_calls.StoreCalls(glance_cmd.BACKEND,
+                                     settings.scrub_store_timeout, workers))
+    return StoreSide(deleter, data_users, gate)
 
 
 def _store_gate(settings, workers):
-    rate = settings['store_rate_limit']
-    return throttle.StoreGate(workers,
-                              rate_cap=throttle.RateCap(rate) if rate
-                              else None)
+    rate = settings.scrub_store_rate_limit
+    return store_gate.StoreGate(
+        workers, rate_cap=store_gate.RateCap(rate) if rate else None)
 
 
-def build_scrubber(admin_context, settings, deleter, membership):
+def build_scrubber(admin_context, settings, stores, membership):
     return scrubber.Scrubber(
-        admin_context, scrubber.Worker(deleter), deleter,
-        scrubber.Executors(glance_cmd.BACKEND), settings['pool_size'],
-        settings['scrub_time'], settings['lock_path'],
-        claim_timeout=settings['claim_timeout'],
-        not_found_ratio=settings['not_found_ratio'],
-        membership=membership,
-        report_interval=settings['report_interval'],
-        metrics_file=settings['metrics_file'])
+        admin_context, settings, stores.deleter, stores.data_users,
+        stores.gate, scrubber.Executors(glance_cmd.BACKEND),
+        membership=membership)
 
 
 def restore(admin_context, image_id, lock_path, deleter):
@@ -382,18 +248,20 @@ def show_backlog(admin_context, settings):
     as a pass does (so it is refused where a pass would be), and only
     asks the pass's StoreDeleter what it would decide.
     """
-    if settings['list']:
+    if settings.list:
         names = backlog.StoreNames(bool(CONF.enabled_backends),
-                                   settings['encryption_key'])
+                                   settings.metadata_encryption_key)
 
         def show():
-            backlog.print_backlog(admin_context, settings['scrub_time'],
+            backlog.print_backlog(admin_context, settings.scrub_time,
                                   names, sys.stdout)
     else:
-        multistore = setup_stores(CONF)
-        names = backlog.StoreNames(multistore, settings['encryption_key'])
-        deleter = build_deleter(admin_context, settings, multistore)
-        show = backlog.DryRun(admin_context, deleter, settings['scrub_time'],
+        store_layout = setup_stores(CONF, settings.scrub_store_timeout)
+        names = backlog.StoreNames(store_layout.multistore,
+                                   settings.metadata_encryption_key)
+        stores = build_store_side(admin_context, settings, store_layout)
+        show = backlog.DryRun(admin_context, stores.deleter,
+                              stores.data_users, settings.scrub_time,
                               names, sys.stdout).run
     try:
         with db_api.database_errors():
@@ -484,7 +352,7 @@ def _say_crashes_on_stderr():
         _fail(_('unexpected error (the log has the traceback): '
                 '%(type)s: %(error)s')
               % {'type': exc_type.__name__,
-                 'error': store_policy.one_line(value)})
+                 'error': exception.one_line(value)})
 
     sys.excepthook = excepthook
 
@@ -496,8 +364,8 @@ def _start(argv):
     except cfg.Error as error:
         raise exception.InvalidConfiguration(reason=str(error))
     _setup_logging(CONF)
-    settings = read_settings(CONF)
-    if read_only(settings) and not CONF.debug:
+    settings = scrubber.Settings.from_conf(CONF)
+    if settings.read_only and not CONF.debug:
         # The report is the output, on stdout where the log goes too by
         # default: only warnings and errors join it.
         std_logging.getLogger().setLevel(std_logging.WARNING)
@@ -511,25 +379,25 @@ def _start(argv):
 def main(argv=None):
     try:
         settings, admin_context = _start(argv)
-        if read_only(settings):
+        if settings.read_only:
             return show_backlog(admin_context, settings)
-        multistore = setup_stores(CONF)
-        deleter = build_deleter(admin_context, settings, multistore)
+        store_layout = setup_stores(CONF, settings.scrub_store_timeout)
+        stores = build_store_side(admin_context, settings, store_layout)
         membership = coordination.from_config(CONF,
-                                              settings['claim_timeout'])
+                                              settings.scrub_claim_timeout)
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)
         return EXIT_REFUSED
     try:
         with db_api.database_errors():
-            if restoring(settings):
-                return restore(admin_context, settings['restore'],
-                               settings['lock_path'], deleter)
-            the_scrubber = build_scrubber(admin_context, settings, deleter,
+            if settings.restoring:
+                return restore(admin_context, settings.restore,
+                               settings.lock_path, stores.deleter)
+            the_scrubber = build_scrubber(admin_context, settings, stores,
                                           membership)
-            if settings['daemon']:
-                return run_daemon(the_scrubber, settings['wakeup_time'])
+            if settings.daemon:
+                return run_daemon(the_scrubber, settings.wakeup_time)
             return run_once(the_scrubber)
     except exception.DatabaseUnavailable as error:
         # The database went away after start: whatever was deleted and

@@ -13,15 +13,14 @@
 """Options the scrubber shares with glance-api, and parse_args()."""
 
 import argparse
-import contextlib
 import glob
-import io
 import os
 import sys
 
 from oslo_config import cfg
 from oslo_db import options as db_options
 
+from glance import _compat
 from glance.i18n import _
 from glance import version
 
@@ -100,9 +99,11 @@ def parse_args(conf, args=None, usage=None, default_config_files=None):
         as text.
     """
     try:
-        _call(conf, args=args, project='glance', usage=usage,
-              version=version.release_string(),
-              default_config_files=default_config_files)
+        _compat.parse_config(conf, args=args, project='glance', usage=usage,
+                             version=version.release_string(),
+                             default_config_files=default_config_files)
+    except _compat.CommandLineValueError as error:
+        raise BadValue(str(error)) from error
     except UnicodeDecodeError as error:
         # oslo.config does not say which file: find it.
         candidates = _config_files(conf, sys.argv[1:] if args is None
@@ -119,25 +120,6 @@ def parse_args(conf, args=None, usage=None, default_config_files=None):
         raise UnreadableConfigFile(
             _('configuration file %(path)s cannot be read: %(error)s') % {
                 'path': error.filename, 'error': error.strerror}) from error
-
-
-def _call(conf, **kwargs):
-    """conf(**kwargs), its bad values of command line options as BadValue.
-
-    oslo.config writes, for an option of the command line set to a bad
-    value in a file ("debug = maybe"), a line to stderr and exits 1.
-    """
-    said = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(said):
-            conf(**kwargs)
-    except SystemExit as error:
-        if error.code == 1 and said.getvalue().strip():
-            raise BadValue(said.getvalue().strip()) from error
-        sys.stderr.write(said.getvalue())
-        raise
-    # Anything else said (argparse's usage and errors) is the operator's.
-    sys.stderr.write(said.getvalue())
 
 
 def _config_files(conf, args):

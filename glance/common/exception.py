@@ -55,6 +55,7 @@ class ScrubberBusy(GlanceException):
                 "again when it has finished.")
 
 
-class InvalidLocation(GlanceException):
-    message = _("Location %(location_id)s of image %(image_id)s cannot "
-                "be read: %(reason)s")
+def one_line(error):
+    """The first line of an error's text, or its type when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -41,8 +41,8 @@ from glance.cmd import scrubber as scrubber_cmd  # noqa: I100
 
 from glance_store._drivers import filesystem  # noqa: I100
 
-from glance.common import store_policy
 from glance.db.sqlalchemy import api as db_api
+from glance.scrubber.stores import deleter as store_deleter
 
 POLL = 0.02
 
@@ -81,7 +81,7 @@ def _unlink_then_pause(folder):
 
 STEPS = {
     'claim': lambda folder: _patch(db_api, 'claim_images', folder),
-    'delete': lambda folder: _patch(store_policy.StoreDeleter, 'delete',
+    'delete': lambda folder: _patch(store_deleter.StoreDeleter, 'delete',
                                     folder),
     'store': lambda folder: setattr(filesystem.Store, 'delete',
                                     _unlink_then_pause(folder)),

@@ -39,7 +39,7 @@ DELAY = 0.2  # seconds the proxy adds to each request
 POOL_SIZE = 2
 MEMBERS = 3
 # A member's claims stay its own this long after it is gone
-# (glance.common.coordination.Member.ORPHAN_AGE), then a wakeup_time.
+# (glance.scrubber.coordination.Member.ORPHAN_AGE), then a wakeup_time.
 TAKEOVER_TIMEOUT = 60 + 60
 
 

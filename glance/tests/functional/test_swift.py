@@ -27,7 +27,7 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import pytest
 
-from glance.common import swift_stores
+from glance.scrubber.stores import swift as swift_stores
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests.functional import swift
@@ -188,7 +188,7 @@ def swift_store_in_this_process(reference_file, container):
 def test_deletes_share_one_connection_and_its_token(
         swift_store_in_this_process, reference_file, container,
         swift_account):
-    """The driver behaviour glance.common.swift_stores relies on.
+    """The driver behaviour glance.scrubber.stores.swift relies on.
 
     glance_store's delete takes the connection to use, and a swiftclient
     connection keeps its Keystone token: ten deletes, one connection,

@@ -20,13 +20,14 @@ import os
 
 import testtools
 
-from glance import backlog
 from glance.common import crypt
-from glance.common import store_policy
 from glance.db.sqlalchemy import api as db_api
+from glance.scrubber import backlog
+from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import errors
 from glance.tests.unit import test_store_policy
 
-Deletion = store_policy.Deletion
+Deletion = store_deleter.Deletion
 KEY = 'sixteen byte key'
 SECRET = 'plan-secret-key'
 
@@ -51,7 +52,7 @@ class TestPlan(test_store_policy.SingleStoreTestCase):
         outside = self.useFixture(test_store_policy.fixtures.TempDir()).path
         url = 'file://' + test_store_policy.put(outside, 'precious')
 
-        error = self.assertRaises(store_policy.LocationError, self.plan, url)
+        error = self.assertRaises(errors.LocationError, self.plan, url)
         self.assertIn('outside every filesystem_store_datadir', str(error))
         self.assertTrue(os.path.exists(url[len('file://'):]))
 
@@ -68,7 +69,7 @@ class TestPlan(test_store_policy.SingleStoreTestCase):
 
     def test_a_scheme_no_configured_store_serves_is_refused(self):
         error = self.assertRaises(
-            store_policy.LocationError, self.plan,
+            errors.LocationError, self.plan,
             'swift+https://user:%s@127.0.0.1:9/v1/images/x' % SECRET)
 
         self.assertIn('no configured store serves it', str(error))

@@ -22,6 +22,10 @@ import testtools
 
 from glance.cmd import scrubber as cmd
 from glance.common import exception
+from glance import scrubber
+
+
+IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
 
 
 IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
@@ -45,18 +49,18 @@ class TestSettings(testtools.TestCase):
 
     def settings(self, *lines, args=()):
         lock = ['[oslo_concurrency]', 'lock_path = %s' % self.lock_path]
-        return cmd.read_settings(self.parse('[DEFAULT]', *lines, *lock,
-                                            args=args))
+        return scrubber.Settings.from_conf(
+            self.parse('[DEFAULT]', *lines, *lock, args=args))
 
     def test_defaults(self):
         settings = self.settings()
 
-        self.assertEqual(1, settings['pool_size'])
-        self.assertEqual(0, settings['scrub_time'])
-        self.assertEqual(300, settings['wakeup_time'])
-        self.assertEqual(3600, settings['claim_timeout'])
-        self.assertEqual(0.5, settings['not_found_ratio'])
-        self.assertFalse(settings['daemon'])
+        self.assertEqual(1, settings.scrub_pool_size)
+        self.assertEqual(0, settings.scrub_time)
+        self.assertEqual(300, settings.wakeup_time)
+        self.assertEqual(3600, settings.scrub_claim_timeout)
+        self.assertEqual(0.5, settings.scrub_not_found_ratio)
+        self.assertFalse(settings.daemon)
         self.assertTrue(os.path.isdir(self.lock_path))
 
     def test_pool_size_must_be_a_positive_integer(self):
@@ -70,7 +74,7 @@ class TestSettings(testtools.TestCase):
 
     def test_claim_timeout_is_read_and_bounded(self):
         self.assertEqual(7200, self.settings(
-            'scrub_claim_timeout = 7200')['claim_timeout'])
+            'scrub_claim_timeout = 7200').scrub_claim_timeout)
         self.conf.reset()
         self.conf.clear()
 
@@ -80,7 +84,7 @@ class TestSettings(testtools.TestCase):
 
     def test_not_found_ratio_is_a_share_between_zero_and_one(self):
         self.assertEqual(0.25, self.settings(
-            'scrub_not_found_ratio = 0.25')['not_found_ratio'])
+            'scrub_not_found_ratio = 0.25').scrub_not_found_ratio)
         for value in ('-0.1', '1.5', 'half'):
             self.conf.reset()
             self.conf.clear()
@@ -101,7 +105,7 @@ class TestSettings(testtools.TestCase):
         conf.set_override('lock_path', None, group='oslo_concurrency')
 
         error = self.assertRaises(exception.InvalidConfiguration,
-                                  cmd.read_settings, conf)
+                                  scrubber.Settings.from_conf, conf)
         self.assertIn('lock_path is not set', str(error))
 
     def test_encryption_key_must_be_an_aes_key(self):
@@ -126,14 +130,14 @@ class TestStoreTypes(testtools.TestCase):
     def test_unknown_store_type_is_refused(self):
         error = self.assertRaises(
             exception.InvalidConfiguration, cmd.setup_stores,
-            self.conf_with(stores=['file', 'nosuch']))
+            self.conf_with(stores=['file', 'nosuch']), 0)
         self.assertIn('[glance_store] stores names unknown store types: '
                       'nosuch', str(error))
 
     def test_unknown_backend_type_is_refused(self):
         error = self.assertRaises(
             exception.InvalidConfiguration, cmd.setup_stores,
-            self.conf_with(backends={'fast': 'file', 'odd': 'floppy'}))
+            self.conf_with(backends={'fast': 'file', 'odd': 'floppy'}), 0)
         self.assertIn('enabled_backends names unknown store types: '
                       'odd:floppy', str(error))
 

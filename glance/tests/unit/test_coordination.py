@@ -25,10 +25,10 @@ from oslo_config import fixture as config_fixture
 from oslo_utils import timeutils
 import testtools
 
-from glance.common import coordination
 from glance.common import exception
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
+from glance.scrubber import coordination
 from glance.tests import coordination_servers
 from glance.tests import seed
 from glance.tests.unit import test_scrubber
@@ -262,9 +262,11 @@ class TestPassesOfTwoMembers(test_scrubber.ScrubberTestCase):
         member = coordination.Member.from_url(self.url, self.group,
                                               CLAIM_TIMEOUT)
         self.addCleanup(member.leave)
+        settings = scrubber.Settings(scrub_pool_size=2, lock_path=lock_path,
+                                     scrub_claim_timeout=CLAIM_TIMEOUT)
         return member, scrubber.Scrubber(
-            self.context, scrubber.Worker(deleter), deleter,
-            scrubber.Executors(self.backend), 2, 0, lock_path,
+            self.context, settings, deleter, deleter.data_users,
+            deleter.gate, scrubber.Executors(self.backend),
             membership=member)
 
     def test_each_image_is_scrubbed_by_one_member_and_none_is_raced(self):

@@ -32,10 +32,10 @@ import pytest
 
 from glance.cmd import scrubber as cmd
 from glance.common import exception
-from glance.common import metrics
 from glance import context as glance_context
 from glance.db.sqlalchemy import api
 from glance import scrubber
+from glance.scrubber import metrics
 from glance.tests import databases
 from glance.tests import seed
 from glance.tests.unit.db import set_up_database
@@ -365,7 +365,7 @@ class Settings:
         self.conf.reset()
         self.conf.clear()
         self.conf(['--config-file', path] + list(args), project='glance')
-        return cmd.read_settings(self.conf)
+        return scrubber.Settings.from_conf(self.conf)
 
 
 IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
@@ -377,8 +377,8 @@ def settings(tmp_path):
 
 
 def test_report_interval_defaults_to_a_minute_and_is_at_least_one(settings):
-    assert settings()['report_interval'] == 60
-    assert settings('report_interval = 5')['report_interval'] == 5
+    assert settings().report_interval == 60
+    assert settings('report_interval = 5').report_interval == 5
     for value in ('0', '-1', '1.5', 'often'):
         with pytest.raises(exception.InvalidConfiguration,
                            match='report_interval'):
@@ -386,13 +386,13 @@ def test_report_interval_defaults_to_a_minute_and_is_at_least_one(settings):
 
 
 def test_no_metrics_file_by_default(settings):
-    assert settings()['metrics_file'] is None
+    assert settings().metrics_file is None
 
 
 def test_a_metrics_file_in_a_writable_directory_is_taken(settings,
                                                          tmp_path):
     path = str(tmp_path / 'glance_scrubber.prom')
-    assert settings('metrics_file = %s' % path)['metrics_file'] == path
+    assert settings('metrics_file = %s' % path).metrics_file == path
     # Checked by writing, and nothing left behind.
     assert sorted(os.listdir(tmp_path)) == ['glance-scrubber.conf', 'locks']
 
@@ -406,7 +406,7 @@ def test_a_metrics_file_in_a_missing_directory_is_refused(settings,
         settings('metrics_file = %s' % path)
     # A restore does not write metrics: not refused for them.
     assert settings('metrics_file = %s' % path,
-                    args=['--restore', IMAGE_ID])['restore'] == IMAGE_ID
+                    args=['--restore', IMAGE_ID]).restore == IMAGE_ID
 
 
 def test_a_metrics_file_that_is_a_directory_is_refused(settings, tmp_path):

@@ -21,7 +21,7 @@ import threading
 import fixtures
 import testtools
 
-from glance.common import pass_watch
+from glance.scrubber import pass_watch
 
 
 class TestWatcher(testtools.TestCase):
@@ -30,7 +30,7 @@ class TestWatcher(testtools.TestCase):
         super().setUp()
         self.now = 100.0
         self.logs = self.useFixture(fixtures.FakeLogger(
-            name='glance.common.pass_watch'))
+            name='glance.scrubber.pass_watch'))
         self.watcher = pass_watch._Watcher(report_interval=5, grace=10,
                                            clock=lambda: self.now)
 

@@ -12,7 +12,7 @@
 
 """Shared S3 stores, against glance_store's real S3 driver and moto.
 
-The first tests pin the driver behaviour glance.common.s3_stores relies on
+The first tests pin the driver behaviour glance.scrubber.stores.s3 relies on
 and works around; if glance_store changes it, they fail.
 """
 
@@ -32,11 +32,13 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import testtools
 
+from glance import _compat
 from glance.common import exception
-from glance.common import s3_stores
-from glance.common import store_checks
-from glance.common import throttle
 from glance import context
+from glance.scrubber.stores import checks as store_checks
+from glance.scrubber.stores import gate as store_gate
+from glance.scrubber.stores import layout
+from glance.scrubber.stores import s3
 
 ACCESS, SECRET = 'scrubber-access', 'scrubber-secret'
 
@@ -61,9 +63,9 @@ class MotoS3(testtools.TestCase):
         self.configure_store()
         self.context = context.get_admin_context()
         self.clients_built = []
-        self.factory = getattr(s3_driver.Store, s3_stores.FACTORY)
+        self.factory = getattr(s3_driver.Store, _compat.S3_CLIENT_FACTORY)
         self.useFixture(fixtures.MonkeyPatch(
-            'glance_store._drivers.s3.Store.%s' % s3_stores.FACTORY,
+            'glance_store._drivers.s3.Store.%s' % _compat.S3_CLIENT_FACTORY,
             self.counting(self.factory)))
 
     def configure_store(self):
@@ -123,7 +125,7 @@ class TestSharedS3Stores(MotoS3):
 
     def setUp(self):
         super().setUp()
-        self.stores = s3_stores.SharedS3Stores()
+        self.stores = s3.SharedS3Stores()
 
     def test_serial_deletes_share_one_client(self):
         for url in self.put_objects(4):
@@ -189,13 +191,14 @@ class TestSharedS3Stores(MotoS3):
     def test_a_configured_bucket_that_does_not_exist_is_named(self):
         cfg.CONF.set_override('s3_store_bucket', 'no-such-bucket',
                               group='glance_store')
-        stores = s3_stores.SharedS3Stores()
+        stores = s3.SharedS3Stores()
 
         self.assertEqual(['S3 bucket no-such-bucket does not exist'],
                          stores.missing_buckets())
         error = self.assertRaises(exception.InvalidConfiguration,
-                                  store_checks.check_stores, cfg.CONF,
-                                  False, stores)
+                                  store_checks.check_stores,
+                                  layout.StoreLayout.from_config(cfg.CONF),
+                                  stores)
         self.assertIn('no-such-bucket', str(error))
 
     def test_handles_s3_urls_only(self):
@@ -239,9 +242,9 @@ class TestThrottledAnswers(MotoS3):
         # error, raised while handling botocore's.
         error = self.assertRaises(
             store_exceptions.BadStoreConfiguration,
-            s3_stores.SharedS3Stores().delete, url, None, self.context)
+            s3.SharedS3Stores().delete, url, None, self.context)
 
-        self.assertTrue(throttle.is_throttled(error))
+        self.assertTrue(store_gate.is_throttled(error))
         self.assertEqual(1, server.requests)
 
 
@@ -253,7 +256,8 @@ class TestMultiStoreSelection(testtools.TestCase):
         conf.set_override('enabled_backends', {'fast': 'file',
                                                'cheap': 's3'})
 
-        stores = s3_stores.SharedS3Stores.from_config(conf, multistore=True)
+        stores = s3.SharedS3Stores.from_config(
+            conf, layout.StoreLayout.from_config(conf))
 
         self.assertTrue(stores.handles('s3://h/b/k', 'cheap'))
         self.assertFalse(stores.handles('file:///x', 'fast'))

@@ -39,19 +39,23 @@ from oslo_utils import timeutils
 import testtools
 
 from glance.common import exception
-from glance.common import store_policy
-from glance.common import throttle
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
+from glance.scrubber import data_users
+from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import errors
+from glance.scrubber.stores import gate as store_gate
+from glance.scrubber.stores import layout
+from glance.scrubber.stores import urls
 from glance.tests import seed
 from glance.tests import unit
 
-Deletion = store_policy.Deletion
+Deletion = store_deleter.Deletion
 CLAIM_TIMEOUT = 600
 
 
 class FakeDataUsers:
-    """Stands for store_policy.DataUsers: records calls, runs a hook.
+    """Stands for data_users.DataUsers: records calls, runs a hook.
 
     :ivar events: 'forget', 'refresh' and ('claimed', [image ids]), in
         the order the pass made them.
@@ -108,7 +112,7 @@ class RecordingDeleter:
         self.on_delete = on_delete
         self.data_users = FakeDataUsers(on_refresh)
         # The real gate, never throttled: the pass reports its pacing.
-        self.gate = throttle.StoreGate(store_policy.UNBOUNDED)
+        self.gate = store_gate.StoreGate(store_deleter.UNBOUNDED)
         self.passes_started = 0
         self.deleted = []
         self.asked = []
@@ -119,7 +123,6 @@ class RecordingDeleter:
 
     def start_pass(self):
         self.passes_started += 1
-        self.data_users.forget()
 
     def delete(self, image_id, location):
         with self._lock:
@@ -143,9 +146,9 @@ class RecordingDeleter:
         if url in self.crash_urls:
             raise RuntimeError('driver bug for %s' % url)
         if url in self.fail_urls:
-            raise store_policy.LocationError('store said no to %s' % url)
+            raise errors.LocationError('store said no to %s' % url)
         if url in self.in_use_urls:
-            raise store_policy.LocationInUse('%s has clones' % url)
+            raise errors.LocationInUse('%s has clones' % url)
         if url in self.shared_urls:
             return Deletion.SHARED
         if url in self.not_owned_urls:
@@ -157,7 +160,7 @@ class RecordingDeleter:
 
     def data_present(self, location):
         if location.url in self.unknowable_urls:
-            raise store_policy.LocationError('store unreachable')
+            raise errors.LocationError('store unreachable')
         return location.url not in self.gone_urls
 
 
@@ -190,12 +193,22 @@ class ScrubberTestCase(unit.SQLiteTestCase):
         self.logs = self.useFixture(fixtures.FakeLogger(
             name='glance.scrubber', level='DEBUG'))
 
-    def make_scrubber(self, deleter, pool_size=1, scrub_time=0, **kwargs):
-        kwargs.setdefault('claim_timeout', CLAIM_TIMEOUT)
+    def settings(self, pool_size=1, scrub_time=0, claim_timeout=CLAIM_TIMEOUT,
+                 not_found_ratio=0.5, report_interval=60.0):
+        return scrubber.Settings(
+            scrub_pool_size=pool_size, scrub_time=scrub_time,
+            lock_path=self.lock_path, scrub_claim_timeout=claim_timeout,
+            scrub_not_found_ratio=not_found_ratio,
+            report_interval=report_interval)
+
+    def make_scrubber(self, deleter, pool_size=1, scrub_time=0,
+                      executors=None, membership=None, page_size=None,
+                      **settings):
         return scrubber.Scrubber(
-            self.context, scrubber.Worker(deleter), deleter,
-            scrubber.Executors(self.backend), pool_size, scrub_time,
-            self.lock_path, **kwargs)
+            self.context, self.settings(pool_size, scrub_time, **settings),
+            deleter, deleter.data_users, deleter.gate,
+            executors or scrubber.Executors(self.backend),
+            membership=membership, page_size=page_size)
 
     def insert(self, *images):
         return seed.insert(self.db.engine, images)
@@ -440,24 +453,24 @@ class TestPass(ScrubberTestCase):
                     counts['submitted'] += 1
                     unfinished_at_submit.append(
                         counts['submitted'] - counts['finished'])
-                return submit(fn, claim)
+
+                def counted(claim):
+                    try:
+                        return fn(claim)
+                    finally:
+                        with lock:
+                            counts['finished'] += 1
+
+                return submit(counted, claim)
 
             executor.submit = counted_submit
             return executor
 
         counting_executors.backend = self.backend
 
-        class CountedWorker(scrubber.Worker):
-            def __call__(self, claim):
-                try:
-                    return super().__call__(claim)
-                finally:
-                    with lock:
-                        counts['finished'] += 1
-
-        the_scrubber = scrubber.Scrubber(
-            self.context, CountedWorker(deleter), deleter,
-            counting_executors, pool_size, 0, self.lock_path, **kwargs)
+        the_scrubber = self.make_scrubber(deleter, pool_size,
+                                          executors=counting_executors,
+                                          **kwargs)
         return the_scrubber, unfinished_at_submit
 
     def claimed_batches(self):
@@ -1213,7 +1226,7 @@ class TestSummary(testtools.TestCase):
             summary.bytes_reclaimed))
 
 
-class HookedDeleter(store_policy.StoreDeleter):
+class HookedDeleter(store_deleter.StoreDeleter):
     """The real StoreDeleter, with a hook run before each delete.
 
     :ivar answers: (image id, URL, Deletion) of each delete, in order.
@@ -1249,7 +1262,8 @@ class TestRealFileStore(ScrubberTestCase):
                           group='glance_store')
         glance_store.create_stores(conf)
         self.deleter = HookedDeleter(
-            self.context, datadirs=store_policy.FileDatadirs([self.datadir]))
+            self.context, datadirs=layout.FileDatadirs([self.datadir]),
+            data_users=data_users.DataUsers(urls.LocationUrls()))
 
     def put(self, name, folder=None):
         path = os.path.join(folder or self.datadir, name)

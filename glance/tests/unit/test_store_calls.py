@@ -23,18 +23,20 @@ import glance_store
 from oslo_config import cfg
 import testtools
 
-from glance.common import store_policy
+from glance.scrubber.stores import calls as store_calls
+from glance.scrubber.stores import errors
+from glance.scrubber.stores import layout
 
 
 class BoundedCallsTest(testtools.TestCase):
 
     def test_a_call_that_answers_in_time_gives_its_value(self):
-        calls = store_policy.StoreCalls('threading', timeout=5)
+        calls = store_calls.StoreCalls('threading', timeout=5)
 
         self.assertEqual(42, calls.run('s3', lambda: 42))
 
     def test_the_error_of_a_call_reaches_the_caller(self):
-        calls = store_policy.StoreCalls('threading', timeout=5)
+        calls = store_calls.StoreCalls('threading', timeout=5)
 
         def refuse():
             raise KeyError('gone')
@@ -42,22 +44,21 @@ class BoundedCallsTest(testtools.TestCase):
         self.assertRaises(KeyError, calls.run, 's3', refuse)
 
     def test_a_call_without_an_answer_is_left_behind(self):
-        calls = store_policy.StoreCalls('threading', timeout=1)
+        calls = store_calls.StoreCalls('threading', timeout=1)
         release = threading.Event()
         self.addCleanup(release.set)
         started = time.monotonic()
 
-        error = self.assertRaises(store_policy.StoreTimeout, calls.run,
+        error = self.assertRaises(errors.StoreTimeout, calls.run,
                                   's3', release.wait)
 
         self.assertLess(time.monotonic() - started, 5)
         self.assertIn('scrub_store_timeout', str(error))
-        self.assertEqual(1, calls.abandoned)
         # The next call does not wait for the stuck one.
         self.assertEqual('next', calls.run('s3', lambda: 'next'))
 
     def test_threads_are_reused_from_one_call_to_the_next(self):
-        calls = store_policy.StoreCalls('threading', timeout=5)
+        calls = store_calls.StoreCalls('threading', timeout=5)
         calls.run('file', lambda: None)
         before = threading.active_count()
 
@@ -67,7 +68,7 @@ class BoundedCallsTest(testtools.TestCase):
         self.assertLessEqual(threading.active_count(), before + 1)
 
     def test_without_a_bound_the_call_runs_in_the_callers_thread(self):
-        calls = store_policy.StoreCalls('threading', timeout=0)
+        calls = store_calls.StoreCalls('threading', timeout=0)
 
         self.assertIs(threading.current_thread(),
                       calls.run('file', threading.current_thread))
@@ -87,20 +88,23 @@ class LibraryTimeoutsTest(testtools.TestCase):
     def test_an_unset_rados_timeout_takes_the_store_timeout(self):
         conf = self.conf()
 
-        store_policy.bound_library_timeouts(conf, False, 30)
+        store_calls.bound_library_timeouts(
+            conf, layout.StoreLayout.from_config(conf), 30)
 
         self.assertEqual(30, conf.glance_store.rados_connect_timeout)
 
     def test_a_rados_timeout_the_operator_set_is_kept(self):
         conf = self.conf(rados_connect_timeout=5)
 
-        store_policy.bound_library_timeouts(conf, False, 30)
+        store_calls.bound_library_timeouts(
+            conf, layout.StoreLayout.from_config(conf), 30)
 
         self.assertEqual(5, conf.glance_store.rados_connect_timeout)
 
     def test_no_bound_changes_nothing(self):
         conf = self.conf()
 
-        store_policy.bound_library_timeouts(conf, False, 0)
+        store_calls.bound_library_timeouts(
+            conf, layout.StoreLayout.from_config(conf), 0)
 
         self.assertEqual(-1, conf.glance_store.rados_connect_timeout)

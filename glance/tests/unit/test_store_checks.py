@@ -25,17 +25,24 @@ import testtools
 
 from glance.cmd import scrubber as cmd
 from glance.common import exception
-from glance.common import store_checks
-from glance.common import store_policy
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
+from glance.scrubber import recorder
+from glance.scrubber.stores import checks as store_checks
+from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import layout
 
-Deletion = store_policy.Deletion
+Deletion = store_deleter.Deletion
 DELETED = Deletion.DELETED
 GONE = Deletion.ALREADY_GONE
 
 
 # --- start-up checks --------------------------------------------------------
+
+
+def check_datadirs_of(conf):
+    return store_checks.check_datadirs(conf,
+                                       layout.StoreLayout.from_config(conf))
 
 
 class TestCheckDatadirs(testtools.TestCase):
@@ -65,14 +72,14 @@ class TestCheckDatadirs(testtools.TestCase):
     def test_an_existing_datadir_is_accepted(self):
         conf = self.conf(glance_store=self.root)
 
-        self.assertIsNone(store_checks.check_datadirs(conf, False))
+        self.assertIsNone(check_datadirs_of(conf))
 
     def test_a_missing_datadir_is_refused_and_not_created(self):
         missing = os.path.join(self.root, 'unmounted')
 
         error = self.assertRaises(exception.InvalidConfiguration,
-                                  store_checks.check_datadirs,
-                                  self.conf(glance_store=missing), False)
+                                  check_datadirs_of,
+                                  self.conf(glance_store=missing))
 
         self.assertIn('filesystem_store_datadir %s does not exist' % missing,
                       str(error))
@@ -83,8 +90,8 @@ class TestCheckDatadirs(testtools.TestCase):
         open(not_a_dir, 'w').close()
 
         self.assertRaises(exception.InvalidConfiguration,
-                          store_checks.check_datadirs,
-                          self.conf(glance_store=not_a_dir), False)
+                          check_datadirs_of,
+                          self.conf(glance_store=not_a_dir))
 
     def test_datadirs_with_a_spaced_or_empty_priority_are_accepted(self):
         # glance-api accepts them: the path is what comes before the last
@@ -98,7 +105,7 @@ class TestCheckDatadirs(testtools.TestCase):
                           ['%s: 200' % fast, '%s:' % slow],
                           group='glance_store')
 
-        self.assertIsNone(store_checks.check_datadirs(conf, False))
+        self.assertIsNone(check_datadirs_of(conf))
 
     def test_every_file_backend_must_have_its_datadir(self):
         missing = os.path.join(self.root, 'cheap')
@@ -106,7 +113,7 @@ class TestCheckDatadirs(testtools.TestCase):
                          fast=self.root, cheap=missing)
 
         error = self.assertRaises(exception.InvalidConfiguration,
-                                  store_checks.check_datadirs, conf, True)
+                                  check_datadirs_of, conf)
 
         self.assertIn(missing, str(error))
 
@@ -115,7 +122,7 @@ class TestCheckDatadirs(testtools.TestCase):
         missing = os.path.join(self.root, 'unmounted')
 
         self.assertRaises(exception.InvalidConfiguration, cmd.setup_stores,
-                          self.conf(glance_store=missing))
+                          self.conf(glance_store=missing), 0)
         self.assertFalse(os.path.exists(missing))
 
 
@@ -139,14 +146,14 @@ class TestCheckStores(testtools.TestCase):
     def test_a_missing_bucket_is_refused(self):
         error = self.assertRaises(
             exception.InvalidConfiguration, store_checks.check_stores,
-            self.conf(), False,
+            layout.StoreLayout.from_config(self.conf()),
             self.S3Stores(['S3 bucket images does not exist']))
 
         self.assertIn('S3 bucket images does not exist', str(error))
 
     def test_stores_without_buckets_or_pools_pass(self):
-        self.assertIsNone(store_checks.check_stores(self.conf(), False,
-                                                    self.S3Stores([])))
+        self.assertIsNone(store_checks.check_stores(
+            layout.StoreLayout.from_config(self.conf()), self.S3Stores([])))
 
 
 # --- NotFoundGuard ----------------------------------------------------------
@@ -180,13 +187,13 @@ def admit_all(guard, outcomes):
 class TestNotFoundGuard(testtools.TestCase):
 
     def test_an_outcome_that_found_its_data_is_recorded_at_once(self):
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         one = outcome(DELETED, DELETED)
 
         self.assertEqual([one], guard.admit(one))
 
     def test_missing_data_is_held_until_the_sample_cannot_trip(self):
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         held = outcome(GONE)
 
         self.assertEqual([], guard.admit(held))
@@ -203,7 +210,7 @@ class TestNotFoundGuard(testtools.TestCase):
 
     def test_trips_once_more_than_the_ratio_of_the_sample_found_nothing(
             self):
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         first_ten = missing(10)
 
         self.assertEqual([], admit_all(guard, first_ten))
@@ -220,7 +227,7 @@ class TestNotFoundGuard(testtools.TestCase):
                           withheld.reason)
 
     def test_withheld_outcomes_keep_what_the_store_did_delete(self):
-        guard = store_checks.NotFoundGuard(0.0)
+        guard = recorder.NotFoundGuard(0.0)
 
         mixed = guard.admit(outcome(DELETED, GONE, Deletion.SHARED))[0]
 
@@ -231,7 +238,7 @@ class TestNotFoundGuard(testtools.TestCase):
 
     def test_after_tripping_only_outcomes_with_missing_data_are_withheld(
             self):
-        guard = store_checks.NotFoundGuard(0.0)
+        guard = recorder.NotFoundGuard(0.0)
         guard.admit(outcome(GONE))
         whole = outcome(DELETED)
         failed = outcome(DELETED, result=scrubber.Result.IN_USE)
@@ -245,7 +252,7 @@ class TestNotFoundGuard(testtools.TestCase):
         self.assertEqual([], guard.release())
 
     def test_only_the_first_twenty_deletes_are_the_sample(self):
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         admit_all(guard, found(20))
 
         late = missing(20)
@@ -255,7 +262,7 @@ class TestNotFoundGuard(testtools.TestCase):
         self.assertIsNone(guard.verdict())
 
     def test_data_kept_or_let_go_is_not_in_the_sample(self):
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         admit_all(guard, [outcome(Deletion.SHARED, Deletion.NOT_OWNED)
                           for _ in range(20)])
 
@@ -264,7 +271,7 @@ class TestNotFoundGuard(testtools.TestCase):
         self.assertTrue(guard.tripped)
 
     def test_retaken_images_are_neither_counted_nor_held(self):
-        guard = store_checks.NotFoundGuard(0.0)
+        guard = recorder.NotFoundGuard(0.0)
         retaken = [outcome(GONE, retaken=True) for _ in range(20)]
 
         self.assertEqual(retaken, admit_all(guard, retaken))
@@ -279,8 +286,8 @@ class TestNotFoundGuard(testtools.TestCase):
             self):
         # Four deletes are too few to judge, even if all found nothing:
         # at the end of the pass what they found is recorded as it is.
-        guard = store_checks.NotFoundGuard(0.5)
-        held = missing(store_checks.NotFoundGuard.SMALLEST_SAMPLE - 1)
+        guard = recorder.NotFoundGuard(0.5)
+        held = missing(recorder.NotFoundGuard.SMALLEST_SAMPLE - 1)
 
         self.assertEqual([], admit_all(guard, held))
         self.assertEqual(held, guard.release())
@@ -293,7 +300,7 @@ class TestNotFoundGuard(testtools.TestCase):
 
     def test_a_small_pass_mostly_finding_nothing_trips_at_its_end(self):
         # 3 of 5 is more than half: the pass is judged on its 5 deletes.
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         whole = found(2)
         held = missing(3)
 
@@ -316,7 +323,7 @@ class TestNotFoundGuard(testtools.TestCase):
 
     def test_a_small_pass_finding_most_of_its_data_is_released(self):
         # 2 of 5 is not more than half.
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         held = missing(2)
         whole = found(3)
 
@@ -330,7 +337,7 @@ class TestNotFoundGuard(testtools.TestCase):
 
     def test_a_small_pass_at_exactly_the_ratio_is_released(self):
         # 2 of 5 at a ratio of 0.4: more than the ratio trips, not as many.
-        guard = store_checks.NotFoundGuard(0.4)
+        guard = recorder.NotFoundGuard(0.4)
         held = missing(2)
         admit_all(guard, held + found(3))
 
@@ -339,7 +346,7 @@ class TestNotFoundGuard(testtools.TestCase):
 
     def test_a_small_pass_counts_deletes_not_images(self):
         # One image whose five locations all found nothing: five deletes.
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         held = outcome(GONE, GONE, GONE, GONE, GONE)
 
         self.assertEqual([], guard.admit(held))
@@ -350,7 +357,7 @@ class TestNotFoundGuard(testtools.TestCase):
     def test_data_kept_or_let_go_does_not_make_a_small_pass_judged(self):
         # Shared or not-owned locations are no deletes: 4 deletes, too
         # few to judge, however many locations were handled.
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         held = missing(4)
         untouched = [outcome(Deletion.SHARED, Deletion.NOT_OWNED)
                      for _ in range(5)]
@@ -361,14 +368,14 @@ class TestNotFoundGuard(testtools.TestCase):
         self.assertFalse(guard.tripped)
 
     def test_ratio_one_never_trips_nor_holds(self):
-        guard = store_checks.NotFoundGuard(1.0)
+        guard = recorder.NotFoundGuard(1.0)
         gone = missing(20)
 
         self.assertEqual(gone, admit_all(guard, gone))
         self.assertFalse(guard.tripped)
 
     def test_ratio_zero_trips_on_the_first_missing_data(self):
-        guard = store_checks.NotFoundGuard(0.0)
+        guard = recorder.NotFoundGuard(0.0)
         admit_all(guard, found(19))
 
         guard.admit(outcome(GONE))
@@ -376,7 +383,7 @@ class TestNotFoundGuard(testtools.TestCase):
         self.assertTrue(guard.tripped)
 
     def test_verdict_tells_how_many_deletes_found_nothing(self):
-        guard = store_checks.NotFoundGuard(0.5)
+        guard = recorder.NotFoundGuard(0.5)
         admit_all(guard, found(2) + missing(11))
 
         self.assertIn('11 of the first 13 deletes found no data in the '

@@ -36,14 +36,19 @@ import testtools
 
 from glance.cmd import scrubber as cmd
 from glance.common import crypt
-from glance.common import store_policy
-from glance.common import throttle
+from glance.common import exception
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
+from glance.scrubber import data_users
+from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import errors
+from glance.scrubber.stores import gate as store_gate
+from glance.scrubber.stores import layout
+from glance.scrubber.stores import urls
 from glance.tests import seed
 from glance.tests import unit
 
-Deletion = store_policy.Deletion
+Deletion = store_deleter.Deletion
 KEY = 'sixteen byte key'
 
 
@@ -59,6 +64,12 @@ def put(folder, name, data=b'image data'):
 
 
 # --- configured_datadirs ----------------------------------------------------
+
+
+def datadirs_of(conf):
+    """The file datadirs of the stores *conf* configures."""
+    return layout.configured_datadirs(conf,
+                                      layout.StoreLayout.from_config(conf))
 
 
 class TestConfiguredDatadirs(testtools.TestCase):
@@ -88,7 +99,7 @@ class TestConfiguredDatadirs(testtools.TestCase):
         conf = self.single_store(filesystem_store_datadir='/srv/images')
 
         self.assertEqual(['/srv/images'],
-                         store_policy.configured_datadirs(conf, False))
+                         datadirs_of(conf))
 
     def test_single_file_store_datadirs_drop_their_priority(self):
         conf = self.single_store(filesystem_store_datadir=None,
@@ -96,13 +107,13 @@ class TestConfiguredDatadirs(testtools.TestCase):
                                      '/srv/fast:200', '/srv/slow'])
 
         self.assertEqual(['/srv/fast', '/srv/slow'],
-                         store_policy.configured_datadirs(conf, False))
+                         datadirs_of(conf))
 
     def test_no_file_store_has_no_datadir(self):
         conf = self.single_store(stores=('http', 'rbd'),
                                  filesystem_store_datadir='/srv/images')
 
-        self.assertEqual([], store_policy.configured_datadirs(conf, False))
+        self.assertEqual([], datadirs_of(conf))
 
     def test_multi_store_reads_each_file_backend_and_no_other(self):
         conf = self.multi_store(
@@ -113,7 +124,7 @@ class TestConfiguredDatadirs(testtools.TestCase):
                                                      '/srv/c2:2']}})
 
         self.assertEqual(['/srv/fast', '/srv/c1', '/srv/c2'],
-                         store_policy.configured_datadirs(conf, True))
+                         datadirs_of(conf))
 
     def test_datadirs_are_read_as_glance_store_reads_them(self):
         # The path is what comes before the last colon, stripped.
@@ -123,7 +134,7 @@ class TestConfiguredDatadirs(testtools.TestCase):
                                      ' /srv/padded :7'])
 
         self.assertEqual(['/srv/fast', '/srv/slow', '/srv/padded'],
-                         store_policy.configured_datadirs(conf, False))
+                         datadirs_of(conf))
 
     def test_multi_store_datadirs_are_read_as_glance_store_reads_them(self):
         conf = self.multi_store(
@@ -133,7 +144,7 @@ class TestConfiguredDatadirs(testtools.TestCase):
                                                      '/srv/c2:']}})
 
         self.assertEqual(['/srv/c1', '/srv/c2'],
-                         store_policy.configured_datadirs(conf, True))
+                         datadirs_of(conf))
 
 
 # --- FileDatadirs -----------------------------------------------------------
@@ -146,7 +157,7 @@ class TestFileDatadirs(testtools.TestCase):
         self.root = self.useFixture(fixtures.TempDir()).path
         self.datadir = os.path.join(self.root, 'images')
         os.mkdir(self.datadir)
-        self.datadirs = store_policy.FileDatadirs([self.datadir])
+        self.datadirs = layout.FileDatadirs([self.datadir])
 
     def test_a_file_in_the_datadir_is_inside(self):
         self.assertTrue(self.datadirs.contains(
@@ -197,7 +208,7 @@ class TestFileDatadirs(testtools.TestCase):
     def test_a_datadir_configured_through_a_symlink_is_resolved(self):
         alias = os.path.join(self.root, 'alias')
         os.symlink(self.datadir, alias)
-        through_alias = store_policy.FileDatadirs([alias])
+        through_alias = layout.FileDatadirs([alias])
 
         self.assertTrue(through_alias.contains(
             os.path.join(self.datadir, 'image-1')))
@@ -208,13 +219,13 @@ class TestFileDatadirs(testtools.TestCase):
 
     def test_any_of_several_datadirs(self):
         other = os.path.join(self.root, 'other')
-        datadirs = store_policy.FileDatadirs([self.datadir, other])
+        datadirs = layout.FileDatadirs([self.datadir, other])
 
         self.assertTrue(datadirs.contains(os.path.join(other, 'x')))
         self.assertFalse(datadirs.contains(os.path.join(self.root, 'x')))
 
     def test_no_datadir_contains_nothing(self):
-        self.assertFalse(store_policy.FileDatadirs([]).contains(
+        self.assertFalse(layout.FileDatadirs([]).contains(
             os.path.join(self.datadir, 'image-1')))
 
 
@@ -224,14 +235,14 @@ class TestFileDatadirs(testtools.TestCase):
 class TestDataKey(testtools.TestCase):
 
     def assertSameData(self, url, *others):
-        key = store_policy.data_key(url)
+        key = urls.data_key(url)
         for other in others:
-            self.assertEqual(key, store_policy.data_key(other), other)
+            self.assertEqual(key, urls.data_key(other), other)
 
     def assertOtherData(self, url, *others):
-        key = store_policy.data_key(url)
+        key = urls.data_key(url)
         for other in others:
-            self.assertNotEqual(key, store_policy.data_key(other), other)
+            self.assertNotEqual(key, urls.data_key(other), other)
 
     def test_credentials_do_not_change_the_data_named(self):
         self.assertSameData('s3://host/bucket/key',
@@ -263,10 +274,10 @@ class TestDataKey(testtools.TestCase):
 
     def test_an_s3_object_is_named_by_its_bucket_and_key(self):
         self.assertEqual(('s3', 'bucket', 'key'),
-                         store_policy.data_key('s3://host/bucket/key'))
+                         urls.data_key('s3://host/bucket/key'))
         self.assertEqual(
             ('s3', 'bucket', 'key'),
-            store_policy.data_key('s3+https://a:b@host:8443/bucket/key/'))
+            urls.data_key('s3+https://a:b@host:8443/bucket/key/'))
 
     def test_s3_with_and_without_credentials_is_the_same_object(self):
         self.assertSameData('s3://s3.example.com/images/abc',
@@ -301,7 +312,7 @@ class TestDataKey(testtools.TestCase):
                             'swift://user:key@host/v1/AUTH_t/glance/abc/')
         self.assertEqual(
             ('swift+https', 'host', '/v1/c/o'),
-            store_policy.data_key('swift+https://a:u:k/ey@host/v1/c/o'))
+            urls.data_key('swift+https://a:u:k/ey@host/v1/c/o'))
 
     def test_swift_objects_on_another_host_are_other_data(self):
         self.assertOtherData('swift://host/v1/c/o',
@@ -314,7 +325,7 @@ class TestDataKey(testtools.TestCase):
         url = 'rbd://fsid-1/images/abc/snap'
 
         self.assertEqual(('rbd', 'fsid-1', '/images/abc/snap'),
-                         store_policy.data_key(url))
+                         urls.data_key(url))
         self.assertSameData(url, 'rbd://fsid-1/images/abc/snap/')
         self.assertOtherData(url, 'rbd://fsid-2/images/abc/snap',
                              'rbd://fsid-1/other/abc/snap',
@@ -325,7 +336,7 @@ class TestDataKey(testtools.TestCase):
 
     def test_file_and_filesystem_urls_name_the_same_file(self):
         self.assertEqual(('file', '/srv/images/abc'),
-                         store_policy.data_key('filesystem:///srv/images/abc'))
+                         urls.data_key('filesystem:///srv/images/abc'))
         self.assertSameData('file:///srv/images/abc',
                             'filesystem:///srv/images/abc',
                             'filesystem:///srv/images/x/../abc/')
@@ -333,7 +344,7 @@ class TestDataKey(testtools.TestCase):
     def test_a_file_url_host_part_is_part_of_the_path(self):
         # file://srv/images/abc is the relative path srv/images/abc.
         self.assertEqual(('file', 'srv/images/abc'),
-                         store_policy.data_key('file://srv/images/abc'))
+                         urls.data_key('file://srv/images/abc'))
         self.assertOtherData('file:///srv/images/abc',
                              'file://srv/images/abc',
                              'filesystem://srv/images/abc')
@@ -381,8 +392,14 @@ def besides(users, location, image_id):
 
 class TestDataUsers(DatabaseTestCase):
 
-    def data_users(self, url_of=lambda value: value):
-        users = store_policy.DataUsers(url_of)
+    def deleter_with_data_users(self, encryption_key):
+        return store_deleter.StoreDeleter(
+            self.context, encryption_key=encryption_key,
+            data_users=data_users.DataUsers(
+                urls.LocationUrls(encryption_key)))
+
+    def data_users(self):
+        users = data_users.DataUsers(urls.LocationUrls())
         # Every refresh reads: the tests of the interval set it back.
         users.REFRESH_INTERVAL = 0
         return users
@@ -527,7 +544,7 @@ class TestDataUsers(DatabaseTestCase):
 
     def test_refreshes_read_at_most_once_an_interval(self):
         self.live_image('file:///srv/images/old')
-        users = store_policy.DataUsers(lambda value: value)
+        users = data_users.DataUsers(urls.LocationUrls())
         users.REFRESH_INTERVAL = 3600
         users.refresh(self.context)
         live = self.live_image('file:///srv/images/new')
@@ -544,7 +561,7 @@ class TestDataUsers(DatabaseTestCase):
             users, location('file:///srv/images/new'), 'another-image'))
 
     def test_the_first_refresh_of_a_pass_always_reads(self):
-        users = store_policy.DataUsers(lambda value: value)
+        users = data_users.DataUsers(urls.LocationUrls())
         users.REFRESH_INTERVAL = 3600
         live = self.live_image('file:///srv/images/a')
         users.refresh(self.context)
@@ -613,8 +630,7 @@ class TestDataUsers(DatabaseTestCase):
             KEY, 'file:///srv/images/a'))
         pending = self.pending_image(crypt.urlsafe_encrypt(
             KEY, 'file:///srv/images/a'))
-        deleter = store_policy.StoreDeleter(self.context,
-                                            encryption_key=KEY)
+        deleter = self.deleter_with_data_users(KEY)
 
         deleter.data_users.refresh(self.context)
         deleter.data_users.claimed(self.claim(pending))
@@ -630,8 +646,7 @@ class TestDataUsers(DatabaseTestCase):
         self.live_image('not encrypted at all')
         live = self.live_image(crypt.urlsafe_encrypt(
             KEY, 'file:///srv/images/a'))
-        deleter = store_policy.StoreDeleter(self.context,
-                                            encryption_key=KEY)
+        deleter = self.deleter_with_data_users(KEY)
 
         deleter.data_users.refresh(self.context)
 
@@ -672,13 +687,15 @@ class SingleStoreTestCase(DatabaseTestCase):
         self.deleter = self.make_deleter()
 
     def make_deleter(self, **kwargs):
-        datadirs = store_policy.FileDatadirs(
-            store_policy.configured_datadirs(self.conf, False))
+        datadirs = layout.FileDatadirs(
+            datadirs_of(self.conf))
         # Throttled deletes are sent again without the waits.
-        kwargs.setdefault('gate', throttle.StoreGate(
-            store_policy.UNBOUNDED, sleep=lambda seconds: None))
-        return store_policy.StoreDeleter(self.context, datadirs=datadirs,
-                                         **kwargs)
+        kwargs.setdefault('gate', store_gate.StoreGate(
+            store_deleter.UNBOUNDED, sleep=lambda seconds: None))
+        kwargs.setdefault('data_users', data_users.DataUsers(
+            urls.LocationUrls(kwargs.get('encryption_key'))))
+        return store_deleter.StoreDeleter(self.context, datadirs=datadirs,
+                                          **kwargs)
 
     def in_datadir(self, name):
         return 'file://' + put(self.datadir, name)
@@ -767,7 +784,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         elsewhere = self.useFixture(fixtures.TempDir()).path
         path = put(elsewhere, 'not-glances')
 
-        error = self.assertRaises(store_policy.LocationError, self.delete,
+        error = self.assertRaises(errors.LocationError, self.delete,
                                   'file://' + path)
 
         self.assertIn('%s is outside every filesystem_store_datadir' % path,
@@ -780,7 +797,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         link = os.path.join(self.datadir, 'image-1')
         os.symlink(target, link)
 
-        self.assertRaises(store_policy.LocationError, self.delete,
+        self.assertRaises(errors.LocationError, self.delete,
                           'file://' + link)
         self.assertTrue(os.path.exists(target))
         self.assertTrue(os.path.islink(link))
@@ -792,7 +809,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         self.addCleanup(os.unlink, escaped)
         url = 'file://%s/../%s' % (self.datadir, os.path.basename(escaped))
 
-        self.assertRaises(store_policy.LocationError, self.delete, url)
+        self.assertRaises(errors.LocationError, self.delete, url)
         self.assertTrue(os.path.exists(escaped))
 
     def test_a_filesystem_url_outside_every_datadir_is_refused(self):
@@ -801,7 +818,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         elsewhere = self.useFixture(fixtures.TempDir()).path
         path = put(elsewhere, 'not-glances')
 
-        error = self.assertRaises(store_policy.LocationError, self.delete,
+        error = self.assertRaises(errors.LocationError, self.delete,
                                   'filesystem://' + path)
 
         self.assertIn('%s is outside every filesystem_store_datadir' % path,
@@ -814,7 +831,7 @@ class TestStoreDeleter(SingleStoreTestCase):
                       % os.path.basename(self.datadir))
         self.addCleanup(os.unlink, escaped)
 
-        self.assertRaises(store_policy.LocationError, self.delete,
+        self.assertRaises(errors.LocationError, self.delete,
                           'filesystem://%s/../%s' % (
                               self.datadir, os.path.basename(escaped)))
         self.assertTrue(os.path.exists(escaped))
@@ -845,12 +862,12 @@ class TestStoreDeleter(SingleStoreTestCase):
         os.makedirs(victim_dir)
         victim = put(victim_dir, 'image-1')
 
-        self.assertRaises(store_policy.LocationError, self.delete,
+        self.assertRaises(errors.LocationError, self.delete,
                           'file://victim%s/image-1' % self.datadir)
         self.assertTrue(os.path.exists(victim))
 
     def test_unknown_scheme_fails_the_location(self):
-        error = self.assertRaises(store_policy.LocationError, self.delete,
+        error = self.assertRaises(errors.LocationError, self.delete,
                                   'gopher://somewhere/image')
 
         self.assertIn('the store refused', str(error))
@@ -861,7 +878,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         folder = os.path.join(self.datadir, 'a-directory')
         os.mkdir(folder)
 
-        error = self.assertRaises(store_policy.LocationError, self.delete,
+        error = self.assertRaises(errors.LocationError, self.delete,
                                   'file://' + folder)
 
         self.assertIn('the store refused', str(error))
@@ -880,13 +897,13 @@ class TestStoreDeleter(SingleStoreTestCase):
         deleter = self.make_deleter(encryption_key=KEY)
 
         for bad in (url, 'not base64 at all!'):
-            error = self.assertRaises(store_policy.LocationError,
+            error = self.assertRaises(errors.LocationError,
                                       self.delete, bad, deleter=deleter)
             self.assertIn('cannot decrypt the location', str(error))
         # The format carries no MAC: under another key the padding comes
         # out valid about once in 256 tries, and the garbage is then
         # refused as a URL instead. Either way nothing is deleted.
-        self.assertRaises(store_policy.LocationError, self.delete,
+        self.assertRaises(errors.LocationError, self.delete,
                           crypt.urlsafe_encrypt('another key of16', url),
                           deleter=deleter)
         self.assertTrue(os.path.exists(url[len('file://'):]))
@@ -899,7 +916,7 @@ class TestStoreDeleter(SingleStoreTestCase):
         self.assertFalse(self.deleter.data_present(location(missing)))
 
     def test_data_present_when_the_store_cannot_tell(self):
-        error = self.assertRaises(store_policy.LocationError,
+        error = self.assertRaises(errors.LocationError,
                                   self.deleter.data_present,
                                   location('gopher://somewhere/image'))
 
@@ -917,9 +934,9 @@ class TestStoreAnswers(SingleStoreTestCase):
     def test_data_in_use_is_kept_for_a_later_pass(self):
         for error in (store_exceptions.InUseByStore(),
                       store_exceptions.HasSnapshot()):
-            raised = self.assertRaises(store_policy.LocationInUse,
+            raised = self.assertRaises(errors.LocationInUse,
                                        self.delete_raising, error)
-            self.assertEqual(store_policy.one_line(error), str(raised))
+            self.assertEqual(exception.one_line(error), str(raised))
 
     def test_client_library_errors_fail_the_location_in_one_line(self):
         throttled = boto_exceptions.ClientError(
@@ -932,7 +949,7 @@ class TestStoreAnswers(SingleStoreTestCase):
                  'store error ReadTimeoutError: Read timeout'),
                 (OSError('first line\nsecond line'),
                  'store error OSError: first line')):
-            raised = self.assertRaises(store_policy.LocationError,
+            raised = self.assertRaises(errors.LocationError,
                                        self.delete_raising, error)
             self.assertTrue(str(raised).startswith(expected), str(raised))
             self.assertNotIn('\n', str(raised))
@@ -970,9 +987,9 @@ class TestStoreAnswers(SingleStoreTestCase):
 class TestOneLine(testtools.TestCase):
 
     def test_first_line_or_the_type(self):
-        self.assertEqual('first', store_policy.one_line(
+        self.assertEqual('first', exception.one_line(
             ValueError('\n first\nsecond')))
-        self.assertEqual('KeyError', store_policy.one_line(KeyError()))
+        self.assertEqual('KeyError', exception.one_line(KeyError()))
 
 
 # --- StoreDeleter, multiple stores ------------------------------------------
@@ -997,10 +1014,11 @@ class TestMultiStore(DatabaseTestCase):
         self.conf.set_override('filesystem_store_datadir', self.cheap,
                                group='cheap')
         glance_store.create_multi_stores(self.conf)
-        self.deleter = store_policy.StoreDeleter(
-            self.context, multistore=True,
-            datadirs=store_policy.FileDatadirs(
-                store_policy.configured_datadirs(self.conf, True)))
+        self.deleter = store_deleter.StoreDeleter(
+            self.context,
+            store_layout=layout.StoreLayout.from_config(self.conf),
+            datadirs=layout.FileDatadirs(
+                datadirs_of(self.conf)))
 
     def delete(self, url, meta_data):
         return self.deleter.delete('image-1', location(url, meta_data))
@@ -1019,14 +1037,14 @@ class TestMultiStore(DatabaseTestCase):
         elsewhere = self.useFixture(fixtures.TempDir()).path
         path = put(elsewhere, 'image')
 
-        self.assertRaises(store_policy.LocationError, self.delete,
+        self.assertRaises(errors.LocationError, self.delete,
                           'file://' + path, '{"store": "fast"}')
         self.assertTrue(os.path.exists(path))
 
     def test_unknown_backend_fails_the_location(self):
         path = put(self.fast, 'image')
 
-        self.assertRaises(store_policy.LocationError, self.delete,
+        self.assertRaises(errors.LocationError, self.delete,
                           'file://' + path, '{"store": "nosuch"}')
         self.assertTrue(os.path.exists(path))
 
@@ -1034,7 +1052,7 @@ class TestMultiStore(DatabaseTestCase):
         path = put(self.fast, 'image')
 
         for meta_data in ('{not json', '["a list"]'):
-            error = self.assertRaises(store_policy.LocationError,
+            error = self.assertRaises(errors.LocationError,
                                       self.delete, 'file://' + path,
                                       meta_data)
             self.assertIn('cannot read the location metadata', str(error))

@@ -19,7 +19,7 @@ from glance_store import exceptions as store_exceptions
 import requests
 import testtools
 
-from glance.common import throttle
+from glance.scrubber.stores import gate as store_gate
 
 
 def client_error(code, status):
@@ -63,7 +63,7 @@ class TestIsThrottled(testtools.TestCase):
                       http_error(429), SwiftLikeError(498),
                       SwiftLikeError(429), wrapped(client_error('SlowDown',
                                                                 503))):
-            self.assertTrue(throttle.is_throttled(error), error)
+            self.assertTrue(store_gate.is_throttled(error), error)
 
     def test_other_failures_are_not(self):
         for error in (client_error('NoSuchKey', 404),
@@ -71,7 +71,7 @@ class TestIsThrottled(testtools.TestCase):
                       client_error('InternalError', 500),
                       http_error(500), SwiftLikeError(409),
                       wrapped(ValueError('bad')), OSError('reset')):
-            self.assertFalse(throttle.is_throttled(error), error)
+            self.assertFalse(store_gate.is_throttled(error), error)
 
 
 class TestStoreGate(testtools.TestCase):
@@ -80,7 +80,7 @@ class TestStoreGate(testtools.TestCase):
         self.sleeps = []
         kwargs.setdefault('sleep', self.sleeps.append)
         kwargs.setdefault('rand', lambda: 1.0)
-        return throttle.StoreGate(ceiling, **kwargs)
+        return store_gate.StoreGate(ceiling, **kwargs)
 
     def test_it_starts_at_the_pool_size(self):
         self.assertEqual(8, self.gate(8).concurrency)
@@ -187,7 +187,7 @@ class TestRateCap(testtools.TestCase):
         def sleep(seconds):
             sleeps.append(round(seconds, 6))
 
-        cap = throttle.RateCap(10, clock=lambda: now[0], sleep=sleep)
+        cap = store_gate.RateCap(10, clock=lambda: now[0], sleep=sleep)
         for _ in range(4):
             cap.wait()
         self.assertEqual([0.1, 0.2, 0.3], sleeps)

@@ -44,31 +44,24 @@ import glance_store
 from glance_store import location as store_location
 from oslo_config import cfg
 
-from glance.common import throttle
+from glance import _compat
 from glance.i18n import _
+from glance.scrubber.stores import gate as store_gate
+from glance.scrubber.stores import layout
 
-FACTORY = '_create_s3_client'
-S3_SCHEMES = ('s3', 's3+http', 's3+https')
-S3_TYPE = 's3'
 # The single store serves every S3 scheme with one configuration.
-SINGLE_STORE = 's3'
-
-
-def _scheme(url):
-    return url.partition(':')[0]
+SINGLE_STORE = layout.S3_TYPE
 
 
 class _SharedStore:
     """A store instance with its one client, and how many use it now."""
 
     def __init__(self, store):
-        client = getattr(store, FACTORY)()
-        client.meta.events.register_first('needs-retry.s3',
-                                          _no_retry_when_throttled)
-        setattr(store, FACTORY, lambda: client)
+        client = _compat.pin_s3_client(store)
+        _compat.on_s3_retry_decision(client, _no_retry_when_throttled)
         self.store = store
         self.client = client
-        self.capacity = client.meta.config.max_pool_connections or 1
+        self.capacity = _compat.s3_client_connections(client)
         self.users = 0
 
 
@@ -84,8 +77,8 @@ def _no_retry_when_throttled(response=None, **kwargs):
         return None
     http_response, parsed = response
     code = (parsed or {}).get('Error', {}).get('Code')
-    if code in throttle.THROTTLE_CODES or \
-            http_response.status_code in throttle.THROTTLE_STATUSES:
+    if code in store_gate.THROTTLE_CODES or \
+            http_response.status_code in store_gate.THROTTLE_STATUSES:
         return False
     return None
 
@@ -112,25 +105,27 @@ class SharedS3Stores:
     :param multistore: locations name their backend (``enabled_backends``);
         otherwise the URL scheme picks the single S3 store.
     :param s3_backends: with multistore, the backends whose type is s3.
+    :param conf: the configuration glance_store parses locations with.
     """
 
-    def __init__(self, multistore=False, s3_backends=()):
+    def __init__(self, multistore=False, s3_backends=(), conf=None):
+        self._conf = conf if conf is not None else cfg.CONF
         self._multistore = multistore
         self._s3_backends = set(s3_backends)
         self._lock = threading.Lock()
         self._stores = collections.defaultdict(list)
 
     @classmethod
-    def from_config(cls, conf, multistore):
-        backends = (conf.enabled_backends or {}) if multistore else {}
-        return cls(multistore, [name for name, kind in backends.items()
-                                if kind == S3_TYPE])
+    def from_config(cls, conf, store_layout):
+        return cls(store_layout.multistore,
+                   store_layout.names_of_type(layout.S3_TYPE)
+                   if store_layout.multistore else (), conf)
 
     def handles(self, url, backend):
         """Whether this location is on an S3 store this class serves."""
         if self._multistore:
             return backend in self._s3_backends
-        return _scheme(url) in S3_SCHEMES
+        return layout.scheme(url) in layout.S3_SCHEMES
 
     def delete(self, url, backend, context):
         """Delete one S3 location's data; glance_store's errors pass on."""
@@ -194,8 +189,8 @@ class SharedS3Stores:
     def _location(self, url, backend):
         if self._multistore:
             return store_location.get_location_from_uri_and_backend(
-                url, backend, conf=cfg.CONF)
-        return store_location.get_location_from_uri(url, conf=cfg.CONF)
+                url, backend, conf=self._conf)
+        return store_location.get_location_from_uri(url, conf=self._conf)
 
     @contextlib.contextmanager
     def _lease(self, key):

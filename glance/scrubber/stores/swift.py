@@ -36,17 +36,12 @@ import contextlib
 import threading
 
 import glance_store
-from glance_store._drivers.swift import store as swift_driver
 from glance_store import exceptions as store_exceptions
 from glance_store import location as store_location
 from oslo_config import cfg
 
-SWIFT_SCHEMES = ('swift', 'swift+http', 'swift+https', 'swift+config')
-SWIFT_TYPE = 'swift'
-
-
-def _scheme(url):
-    return url.partition(':')[0]
+from glance import _compat
+from glance.scrubber.stores import layout
 
 
 class SharedSwiftConnections:
@@ -55,9 +50,11 @@ class SharedSwiftConnections:
     :param multistore: locations name their backend (``enabled_backends``);
         otherwise the URL scheme picks the single Swift store.
     :param swift_backends: with multistore, the backends of type swift.
+    :param conf: the configuration glance_store parses locations with.
     """
 
-    def __init__(self, multistore=False, swift_backends=()):
+    def __init__(self, multistore=False, swift_backends=(), conf=None):
+        self._conf = conf if conf is not None else cfg.CONF
         self._multistore = multistore
         self._swift_backends = set(swift_backends)
         self._lock = threading.Lock()
@@ -67,20 +64,19 @@ class SharedSwiftConnections:
         self.opened = 0
 
     @classmethod
-    def from_config(cls, conf, multistore):
-        backends = (conf.enabled_backends or {}) if multistore else {}
-        return cls(multistore, [name for name, kind in backends.items()
-                                if kind == SWIFT_TYPE])
+    def from_config(cls, conf, store_layout):
+        return cls(store_layout.multistore,
+                   store_layout.names_of_type(layout.SWIFT_TYPE)
+                   if store_layout.multistore else (), conf)
 
     def handles(self, url, backend):
         """Whether this location is on a single-tenant Swift store."""
         if self._multistore:
             if backend not in self._swift_backends:
                 return False
-        elif _scheme(url) not in SWIFT_SCHEMES:
+        elif layout.scheme(url) not in layout.SWIFT_SCHEMES:
             return False
-        return isinstance(self._store(url, backend),
-                          swift_driver.SingleTenantStore)
+        return _compat.is_single_tenant_swift(self._store(url, backend))
 
     def delete(self, url, backend, context):
         """Delete one location's data; glance_store's errors pass on."""
@@ -88,8 +84,8 @@ class SharedSwiftConnections:
         location = self._location(url, backend)
         with self._lease(backend, store, location.store_location,
                          context) as connection:
-            return store.delete(location, connection=connection,
-                                context=context)
+            return _compat.swift_delete(store, location, connection,
+                                        context)
 
     # glance_store reads the swift_store_config_file again for each store
     # it loads and each swift+config URL it parses, through state that
@@ -115,19 +111,18 @@ class SharedSwiftConnections:
     def _parse(self, url, backend):
         if self._multistore:
             return store_location.get_location_from_uri_and_backend(
-                url, backend, conf=cfg.CONF)
-        return store_location.get_location_from_uri(url, conf=cfg.CONF)
+                url, backend, conf=self._conf)
+        return store_location.get_location_from_uri(url, conf=self._conf)
 
     @contextlib.contextmanager
     def _lease(self, backend, store, location, context):
         # The backend and the credentials are what a connection depends on.
-        key = (backend, location.swift_url, location.user,
-               getattr(location, 'key', None))
+        key = (backend,) + _compat.swift_credentials(location)
         with self._lock:
             idle = self._idle[key]
             connection = idle.pop() if idle else None
         if connection is None:
-            connection = store.get_connection(location, context=context)
+            connection = _compat.swift_connection(store, location, context)
             with self._lock:
                 self.opened += 1
         try:

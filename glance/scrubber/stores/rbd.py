@@ -36,6 +36,7 @@ import urllib.parse
 
 from glance_store import exceptions as store_exceptions
 
+from glance import _compat
 from glance.i18n import _
 
 try:
@@ -63,8 +64,7 @@ def check_not_in_use(store, url):
     A missing image passes: the delete then reports it not found.
     """
     pool, name = _pool_and_image(store, url)
-    with store.get_connection(conffile=store.conf_file,
-                              rados_id=store.user) as client:
+    with _compat.rbd_connection(store) as client:
         with client.open_ioctx(pool) as ioctx:
             try:
                 # Read-only: a watch of our own would make it "in use".
@@ -99,4 +99,4 @@ def _pool_and_image(store, url):
               [parts.netloc] + parts.path.lstrip('/').split('/') if piece]
     if len(pieces) == 4:
         return pieces[1], pieces[2]
-    return store.pool, pieces[0]
+    return _compat.rbd_pool(store), pieces[0]

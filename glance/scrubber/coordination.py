@@ -50,7 +50,6 @@ from tooz import coordination as tooz_coordination
 from tooz import hashring
 
 from glance.common import exception
-from glance.common import store_policy
 from glance.i18n import _
 
 LOG = logging.getLogger(__name__)
@@ -449,7 +448,7 @@ class Member:
             action()
         except Exception as error:  # noqa: BLE001 - drivers raise their own
             with self._lock:
-                self._lose_locked(store_policy.one_line(error))
+                self._lose_locked(exception.one_line(error))
                 reason = self._lost
             raise CoordinationLost(reason=reason)
 

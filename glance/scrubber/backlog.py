@@ -20,7 +20,7 @@ lock: they are safe while passes run, here or on another host.
 
 ``--list`` shows every pending_delete image; ``--dry-run`` shows what a
 pass would do with each image that is due, as decided by the pass's own
-rules (store_policy.StoreDeleter.plan()). Location URLs are never shown,
+rules (stores.deleter.StoreDeleter.plan()). Location URLs are never shown,
 as they may hold credentials: only store names (the location's ``store``
 metadata with several backends, the URL scheme otherwise).
 """
@@ -33,8 +33,9 @@ import re
 from oslo_utils import timeutils
 
 from glance.common import crypt
-from glance.common import store_policy
 from glance.db.sqlalchemy import api as db_api
+from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import errors
 
 # Images read per query by --list.
 LIST_PAGE_SIZE = 500
@@ -222,16 +223,16 @@ class Decision:
 
 
 _PLANNED = {
-    store_policy.Deletion.DELETED: (
+    store_deleter.Deletion.DELETED: (
         Decision.DELETE, 'the store is asked to delete the data'),
-    store_policy.Deletion.SHARED: (
+    store_deleter.Deletion.SHARED: (
         Decision.KEEP_SHARED, 'data kept, another image may need it (it is '
         'live, or pending_delete and restorable); the location is recorded '
         'deleted'),
-    store_policy.Deletion.NOT_OWNED: (
+    store_deleter.Deletion.NOT_OWNED: (
         Decision.LET_GO, 'data kept, the store cannot delete (Glance never '
         'owned it); the location is recorded deleted'),
-    store_policy.Deletion.ALREADY_GONE: (
+    store_deleter.Deletion.ALREADY_GONE: (
         Decision.GONE, 'no configured backend matches the location: '
         'recorded deleted as already gone'),
 }
@@ -264,15 +265,17 @@ class DryRun:
     location fails its image and the ones after it are not reached.
 
     :param deleter: a StoreDeleter (its stores loaded); only its plan()
-        and its DataUsers are used.
+        is used.
+    :param data_users: the DataUsers that deleter asks.
     :param store_names: a StoreNames.
     :param out: the text stream to print to.
     """
 
-    def __init__(self, context, deleter, scrub_time, store_names, out,
-                 page_size=DRY_RUN_PAGE_SIZE):
+    def __init__(self, context, deleter, data_users, scrub_time,
+                 store_names, out, page_size=DRY_RUN_PAGE_SIZE):
         self._context = context
         self._deleter = deleter
+        self._data_users = data_users
         self._scrub_time = scrub_time
         self._store_names = store_names
         self._out = out
@@ -284,9 +287,9 @@ class DryRun:
         deleted_before = timeutils.utcnow() - datetime.timedelta(
             seconds=self._scrub_time)
         self._deleter.start_pass()
-        self._deleter.data_users.refresh(self._context)
+        self._data_users.refresh(self._context)
         for page in pages(self._context, self._page_size, deleted_before):
-            self._deleter.data_users.claimed([
+            self._data_users.claimed([
                 db_api.Claim(image.id, image.size or 0, None,
                              image.locations) for image in page])
             for image in page:
@@ -331,7 +334,7 @@ class DryRun:
     def _plan_location(self, image, location):
         try:
             deletion = self._deleter.plan(image.id, location)
-        except store_policy.LocationError as error:
+        except errors.LocationError as error:
             return Decision.REFUSE, '%s; the image fails' % error
         return _PLANNED[deletion]
 
@@ -341,7 +344,7 @@ class DryRun:
         try:
             return self._deleter.url_of(location.url).startswith(
                 RBD_SCHEME + '://')
-        except store_policy.LocationError:
+        except errors.LocationError:
             return False
 
     def _closing_lines(self, totals):

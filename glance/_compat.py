@@ -1,0 +1,147 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Every private or version-dependent library detail this tree relies on.
+
+Each function names the detail it reaches for and the versions it was
+checked on; glance/tests/unit/test_compat.py pins each one, so that an
+upgrade that changes it fails one test here instead of a production pass.
+Nothing else in the tree touches these details.
+
+Checked on: glance_store 5.7.0, botocore 1.44.8, python-swiftclient
+4.11.0, eventlet 0.41.3, oslo.config 10.7.0, Ceph 16.2 (python3-rbd).
+"""
+
+import atexit
+import contextlib
+import io
+import re
+import sys
+
+# --- glance_store's S3 driver and botocore ---------------------------------
+
+# glance_store's S3 Store builds a new boto3 session and client for every
+# request through this method (about 0.1 s of CPU each); replacing it on
+# an instance makes the instance reuse one client.
+S3_CLIENT_FACTORY = '_create_s3_client'
+
+
+def pin_s3_client(store):
+    """Build one client for an S3 store instance and make it reuse it."""
+    client = getattr(store, S3_CLIENT_FACTORY)()
+    setattr(store, S3_CLIENT_FACTORY, lambda: client)
+    return client
+
+
+def s3_client_connections(client):
+    """How many requests one botocore client can have in flight."""
+    return client.meta.config.max_pool_connections or 1
+
+
+def on_s3_retry_decision(client, hook):
+    """Call *hook* first when botocore decides whether to retry.
+
+    botocore's 'needs-retry.s3' event: *hook(response=(http, parsed))*
+    returns False to stop retrying, None to leave it to botocore.
+    """
+    client.meta.events.register_first('needs-retry.s3', hook)
+
+
+# --- glance_store's Swift driver --------------------------------------------
+
+
+def is_single_tenant_swift(store):
+    """Whether a Swift store keeps one account (its token is its own)."""
+    from glance_store._drivers.swift import store as swift_driver
+    return isinstance(store, swift_driver.SingleTenantStore)
+
+
+def swift_connection(store, location, context):
+    """A swiftclient connection the driver would open for *location*."""
+    return store.get_connection(location, context=context)
+
+
+def swift_delete(store, location, connection, context):
+    """The driver's delete through a connection of the caller's."""
+    return store.delete(location, connection=connection, context=context)
+
+
+def swift_credentials(location):
+    """What a Swift connection depends on, from a parsed location."""
+    return (location.swift_url, location.user,
+            getattr(location, 'key', None))
+
+
+# --- glance_store's RBD driver ----------------------------------------------
+
+
+def rbd_connection(store):
+    """A RADOS connection with the store's own settings (a context)."""
+    return store.get_connection(conffile=store.conf_file,
+                                rados_id=store.user)
+
+
+def rbd_pool(store):
+    """The store's pool, for ``rbd://IMAGE`` URLs that name none."""
+    return store.pool
+
+
+def rbd_conf_file(store):
+    return store.conf_file
+
+
+# --- eventlet ---------------------------------------------------------------
+
+
+def let_exit_leave_native_threads():
+    """Keep eventlet from joining its native threads at exit.
+
+    eventlet registers tpool.killall with atexit; a thread stuck in a
+    store call would then keep the process from ever ending.
+    """
+    from eventlet import tpool
+    atexit.unregister(tpool.killall)
+
+
+# --- oslo.config ------------------------------------------------------------
+
+# oslo.config names the source of a bad value by the repr of its
+# LocationInfo ("from LocationInfo(location=..., detail='/etc/x.conf')").
+_LOCATION_INFO = re.compile(r"from LocationInfo\(.*?detail='([^']*)'\)")
+
+
+def option_error_text(error):
+    """oslo.config's message for a bad value, naming the file plainly."""
+    return _LOCATION_INFO.sub(r'in \1', str(error))
+
+
+class CommandLineValueError(Exception):
+    """A command line option set to a bad value in a configuration file."""
+
+
+def parse_config(conf, **kwargs):
+    """conf(**kwargs), a bad command line option value raised, not exited.
+
+    For an option of the command line given a bad value in a file
+    ("debug = maybe"), oslo.config writes a line to stderr and exits 1.
+    """
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            conf(**kwargs)
+    except SystemExit as error:
+        if error.code == 1 and said.getvalue().strip():
+            raise CommandLineValueError(said.getvalue().strip()) from error
+        sys.stderr.write(said.getvalue())
+        raise
+    # Anything else said (argparse's usage and errors) is the operator's.
+    sys.stderr.write(said.getvalue())
