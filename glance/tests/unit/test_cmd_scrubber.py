@@ -28,9 +28,6 @@ from glance import scrubber
 IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
 
 
-IMAGE_ID = '6b5c4d3e-2f1a-4b9c-8d7e-0f1a2b3c4d5e'
-
-
 class TestSettings(testtools.TestCase):
 
     def setUp(self):
