@@ -144,9 +144,14 @@ def answers(endpoint):
 
 
 def wait_for_gateway(layout, deadline, endpoint):
-    """Wait until the gateway serves: it connects to the cluster first."""
+    """Wait until the gateway serves: it connects to the cluster first.
+
+    Unlike the monitor and the OSD, radosgw's first process exits as soon
+    as it has forked, before the daemon writes its pid file: no pid file
+    yet is no failure.
+    """
     while not answers(endpoint):
-        if not running_daemons(layout):
+        if layout.pid_files() and not running_daemons(layout):
             raise ClusterError('radosgw exited: %s (see %s)' % (
                 daemons.last_line(read_log(layout)), layout.log_dir))
         deadline.left('waiting for radosgw on %s' % endpoint)
