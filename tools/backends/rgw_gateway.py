@@ -119,6 +119,9 @@ def require_cluster(layout):
                                                          layout.root))
     if running_daemons(layout):
         raise ClusterError('a gateway already runs under %s' % layout.root)
+    # Left by a gateway that died on its own: the start waits for a new one.
+    for stale in layout.pid_files():
+        os.remove(stale)
 
 
 def start_gateway(layout, deadline, port):
