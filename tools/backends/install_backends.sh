@@ -5,6 +5,8 @@
 #   cluster: a monitor, an OSD, the ceph and rbd command line tools and the
 #   rados/rbd Python bindings. ceph-mgr is left out on purpose: the RBD
 #   tests do not need it and it costs ~300 MB.
+# - radosgw, the Ceph RADOS Gateway that tools/backends/rgw_gateway.py
+#   runs on that cluster: a real S3 server for the S3 tests, beside moto.
 # - the coordination backends of the several-scrubbers tests: redis-server
 #   (started on a port of the test's, to be killed on purpose) and etcd.
 # - memcached, the cache of the Swift proxy that
@@ -27,7 +29,7 @@
 set -euo pipefail
 
 readonly packages=(ceph-mon ceph-osd ceph-common python3-rados python3-rbd
-                   uuid-runtime redis-server etcd-server memcached)
+                   uuid-runtime radosgw redis-server etcd-server memcached)
 
 # True when every package is installed (not merely known or half-removed).
 all_installed() {

@@ -19,7 +19,9 @@
   test seeds and checks does not depend on the code under test;
 * GlanceStoreRbd adds images through glance_store's own rbd driver, as
   glance-api does, for tests that want the images exactly as it makes
-  them.
+  them;
+* RgwGateway runs tools/backends/rgw_gateway.py: a RADOS Gateway, a real
+  S3 server, on a CephCluster.
 
 Needs the Debian packages that tools/backends/install_backends.sh installs,
 and the bindings made importable by tools/backends/ceph_bindings.py.
@@ -37,6 +39,7 @@ from oslo_config import cfg
 
 from glance.tests import databases
 from glance.tests.functional import backend_tool
+from glance.tests.functional import fixtures
 
 try:
     import rados
@@ -45,6 +48,7 @@ except ImportError:
     rados = rbd = None
 
 CLUSTER_TOOL = backend_tool.TOOLS / 'ceph_cluster.py'
+GATEWAY_TOOL = backend_tool.TOOLS / 'rgw_gateway.py'
 START_TIMEOUT = 60
 # What glance_store's rbd driver names the snapshot of each image.
 SNAPSHOT = 'snap'
@@ -68,6 +72,11 @@ def require_ceph():
     backend_tool.check_tool(CLUSTER_TOOL)
 
 
+def require_rgw():
+    """Raise unavailable() unless radosgw and the Ceph programs are there."""
+    backend_tool.check_tool(GATEWAY_TOOL)
+
+
 class CephCluster(backend_tool.ToolServers):
     """A one-node Ceph cluster in a temporary directory, killed at cleanup.
 
@@ -76,6 +85,9 @@ class CephCluster(backend_tool.ToolServers):
 
     :param base_dir: where the cluster's files go; a temporary directory,
         removed at cleanup, by default.
+    :param bindings: require the rados and rbd Python bindings as well as
+        the Ceph programs; a cluster only for a RADOS Gateway (S3) does
+        not need them.
     :ivar conf: the path of a ceph.conf for clients.
     :ivar fsid: the cluster's id, the host part of its rbd:// URLs.
     :ivar pool: the RBD pool, ``images``.
@@ -86,8 +98,15 @@ class CephCluster(backend_tool.ToolServers):
     TOOL = CLUSTER_TOOL
     START_TIMEOUT = START_TIMEOUT
 
+    def __init__(self, base_dir=None, bindings=True):
+        super().__init__(base_dir)
+        self.bindings = bindings
+
     def require(self):
-        require_ceph()
+        if self.bindings:
+            require_ceph()
+        else:
+            backend_tool.check_tool(CLUSTER_TOOL)
 
     def started(self, cluster):
         self.conf = cluster['conf']
@@ -100,6 +119,36 @@ class CephCluster(backend_tool.ToolServers):
         """An RbdPool on this cluster's pool; close() it when done."""
         return RbdPool(self.conf, self.pool, self.user,
                        clone_format=clone_format)
+
+
+class RgwGateway(backend_tool.ToolServers):
+    """A RADOS Gateway on *cluster*, killed at cleanup (the cluster stays).
+
+    Its files go in the cluster's directory. It serves S3 on loopback,
+    path-style, region ``us-east-1``, and has one user whose keys are the
+    S3 test helpers' defaults: what a test does with the moto server it
+    can do with this.
+
+    :ivar endpoint: ``http://127.0.0.1:PORT``.
+    :ivar access_key: the user's access key; ``secret_key`` its secret.
+    :ivar pid: the radosgw process.
+    """
+
+    TOOL = GATEWAY_TOOL
+    START_TIMEOUT = START_TIMEOUT
+
+    def __init__(self, cluster):
+        super().__init__(base_dir=cluster.dir)
+
+    def started(self, gateway):
+        self.endpoint = gateway['endpoint']
+        self.access_key = gateway['access_key']
+        self.secret_key = gateway['secret_key']
+        [self.pid] = gateway['pids'].values()
+        if (self.access_key, self.secret_key) != (fixtures.S3_ACCESS_KEY,
+                                                  fixtures.S3_SECRET_KEY):
+            raise RuntimeError('%s made a user whose keys are not the S3 '
+                               'helpers\' defaults' % self.TOOL)
 
 
 def parse_url(url):

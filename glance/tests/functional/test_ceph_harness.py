@@ -14,10 +14,13 @@
 
 These prove what the scrubber's RBD tests rely on: images put by the
 harness look like glance_store's own, and the driver's delete tells a
-deleted image, a missing one and one in use apart.
+deleted image, a missing one and one in use apart. And the RADOS Gateway
+of the S3 tests stops alone or with its cluster.
 """
 
 import os
+import socket
+import urllib.parse
 import uuid
 
 import fixtures
@@ -27,7 +30,9 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import pytest
 
+from glance.tests.functional import ceph
 from glance.tests.functional import conftest
+from glance.tests.functional import fixtures as harness
 
 DATA = b'0123456789abcdef' * 4096
 
@@ -126,3 +131,34 @@ def test_store_keeps_an_image_open_elsewhere(rbd_pool, rbd_store):
 
     glance_store.delete_from_backend(url)
     assert not rbd_pool.exists(url)
+
+
+def answers(endpoint):
+    """Whether something accepts connections at *endpoint*."""
+    address = urllib.parse.urlsplit(endpoint)
+    try:
+        socket.create_connection((address.hostname, address.port),
+                                 timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_the_gateway_stops_alone_or_with_its_cluster():
+    """A cluster of its own: the session's gateway is not stopped."""
+    ceph.require_rgw()
+    with ceph.CephCluster(bindings=False) as cluster:
+        with ceph.RgwGateway(cluster) as gateway:
+            bucket = harness.S3Bucket(gateway.endpoint,
+                                      unique('bucket')).create()
+            url = bucket.put('kept', DATA)
+
+        assert not answers(gateway.endpoint)
+        # Left to the cluster's stop.
+        again = ceph.RgwGateway(cluster)
+        again.setUp()
+        bucket = harness.S3Bucket(again.endpoint, bucket.name)
+        assert bucket.exists(url)  # the same user, the same data
+        assert not bucket.exists(bucket.url('never-put'))
+
+    assert not answers(again.endpoint)

@@ -17,7 +17,10 @@ image's object and never answers them, as a hung store does. The pass
 fails that image, scrubs the others, ends and exits 1 within about the
 bound; the image stays claimed (it cannot be restored while the abandoned
 call may still delete its data) and a pass after scrub_claim_timeout
-finishes it.
+finishes it. The first test runs with the proxy in front of a Ceph RGW
+as well (default backend): RGW cannot be made to hang one object's
+requests by itself. The daemon test is about the daemon's next pass, not
+the server: moto only.
 
 On RBD the call blocks inside librbd, where no thread can be interrupted
 (on the eventlet backend, in eventlet's native thread pool): the process
@@ -32,6 +35,7 @@ import pytest
 import sqlalchemy as sa
 
 from glance.tests.functional import ceph
+from glance.tests.functional import conftest
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests import seed
@@ -69,8 +73,7 @@ def age_claim(engine, image_id, seconds):
             updated_at=stamp - datetime.timedelta(seconds=seconds)))
 
 
-@pytest.mark.parametrize('backend', ('eventlet', 'threading'),
-                         indirect=True)
+@conftest.on_both_backends_and_rgw
 def test_a_store_that_never_answers_fails_its_image_and_the_pass_ends(
         backend, database, config, proxy, s3_bucket):
     images, hung = hung_store(config, proxy, s3_bucket, 4)

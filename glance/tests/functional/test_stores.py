@@ -13,19 +13,22 @@
 """Scrubbing through glance_store's S3 driver and with several stores.
 
 S3 is a local moto server, reached by the scrubber through the counting
-proxy when a test needs to inject failures.
+proxy when a test needs to inject failures. The tests of deletes, of
+objects already gone and of multi-store run on a Ceph RADOS Gateway
+(``rgw``) as well: a real S3 server, with its own answers.
 """
 
 import pytest
 
+from glance.tests.functional import conftest
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests import seed
 
 
 @pytest.fixture
-def proxy(request, moto_server):
-    proxy = fixtures.CountingProxy(moto_server.endpoint)
+def proxy(request, s3_server):
+    proxy = fixtures.CountingProxy(s3_server.endpoint)
     proxy.setUp()
     request.addfinalizer(proxy.cleanUp)
     return proxy
@@ -46,8 +49,9 @@ def use_file_and_s3(config, file_store, endpoint, bucket):
     })
 
 
-def test_s3_store_backlog(database, config, moto_server, s3_bucket):
-    use_s3_only(config, moto_server.endpoint, s3_bucket)
+@conftest.on_every_s3_server
+def test_s3_store_backlog(database, config, s3_server, s3_bucket):
+    use_s3_only(config, s3_server.endpoint, s3_bucket)
     backlog = scenario.Backlog([scenario.Placement(s3_bucket)],
                                scenario.StoreSet(s3=s3_bucket),
                                count=(8, 4, 4)).insert(database.engine)
@@ -58,11 +62,44 @@ def test_s3_store_backlog(database, config, moto_server, s3_bucket):
     assert s3_bucket.keys()  # the decoys' objects are still there
 
 
-def test_multi_store_backlog(database, config, file_store, moto_server,
+@conftest.on_every_s3_server
+def test_an_s3_object_already_gone_counts_as_deleted(database, config,
+                                                     s3_server, s3_bucket):
+    """The store answers 404 to the HEAD; glance_store raises NotFound.
+
+    One missing object among a few deletes is far below the not-found
+    guard's threshold (scrub_not_found_ratio): its image is scrubbed,
+    and its bytes are not counted as reclaimed.
+    """
+    use_s3_only(config, s3_server.endpoint, s3_bucket)
+    stores = scenario.StoreSet(s3=s3_bucket)
+    placements = [scenario.Placement(s3_bucket)]
+    present = scenario.pending_images(placements, 3, 1)
+    gone = scenario.pending_images(placements, 1, 1)[0]
+    gone_url = gone.locations[0].url
+    s3_bucket.client.delete_object(Bucket=s3_bucket.name,
+                                   Key=s3_bucket.key_of(gone_url))
+    assert not s3_bucket.exists(gone_url)
+    seed.insert(database.engine, present + [gone])
+
+    run = fixtures.run_scrubber(config)
+
+    assert run.returncode == 0, run.describe()
+    assert 'Traceback' not in run.output, run.describe()
+    assert scenario.summary_counts(run.summary) == {
+        'found': 4, 'scrubbed': 4, 'failed': 0, 'skipped': 0, 'in_use': 0,
+        'locations_deleted': 4, 'bytes_reclaimed': 3 * scenario.IMAGE_SIZE}
+    for image in present + [gone]:
+        scenario.check_image_scrubbed(database.engine, stores, image)
+    assert s3_bucket.keys() == []
+
+
+@conftest.on_every_s3_server
+def test_multi_store_backlog(database, config, file_store, s3_server,
                              s3_bucket):
     """Images spread over a file and an S3 backend, some in both."""
     s3_bucket.credentials_in_url = False  # as glance_store writes them now
-    use_file_and_s3(config, file_store, moto_server.endpoint, s3_bucket)
+    use_file_and_s3(config, file_store, s3_server.endpoint, s3_bucket)
     backlog = scenario.Backlog(
         [scenario.Placement(file_store, 'fast'),
          scenario.Placement(s3_bucket, 'cheap')],
@@ -104,15 +141,16 @@ def test_s3_location_the_store_fails_on_is_retried_by_the_next_pass(
                                       locations_left=2)
 
 
+@conftest.on_every_s3_server
 def test_only_the_image_no_store_can_delete_fails(database, config,
-                                                  file_store, moto_server,
+                                                  file_store, s3_server,
                                                   s3_bucket):
     """Multi-store: a location naming no configured backend fails alone.
 
     A location without backend metadata (written before multi-store was
     turned on) is still found by its URL.
     """
-    use_file_and_s3(config, file_store, moto_server.endpoint, s3_bucket)
+    use_file_and_s3(config, file_store, s3_server.endpoint, s3_bucket)
     stores = scenario.StoreSet(file=file_store, s3=s3_bucket)
     good = scenario.pending_images([scenario.Placement(file_store, 'fast'),
                                     scenario.Placement(s3_bucket, 'cheap')],

@@ -25,6 +25,7 @@ import uuid
 
 import pytest
 
+from glance.tests.functional import conftest
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests.functional import test_rbd_in_use
@@ -67,10 +68,11 @@ def test_a_missing_datadir_is_refused_at_start(multistore, database, config,
     assert scenario.rows_of(database.engine, [image.id]) == rows
 
 
+@conftest.on_every_s3_server
 def test_a_missing_s3_bucket_is_refused_at_start(database, config,
-                                                 moto_server):
+                                                 s3_server):
     config.set('glance_store', filesystem_store_datadir=None)
-    config.use_s3_store(moto_server.endpoint, 'no-such-bucket')
+    config.use_s3_store(s3_server.endpoint, 'no-such-bucket')
 
     run = fixtures.run_scrubber(config)
 
