@@ -517,6 +517,10 @@ def main(argv=None):
         deleter = build_deleter(admin_context, settings, multistore)
         membership = coordination.from_config(CONF,
                                               settings['claim_timeout'])
+        if not restoring(settings):
+            # A backend down at start is refused in seconds, not after
+            # the driver's retries; a restore does not use it.
+            membership.start()
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)
