@@ -468,6 +468,8 @@ def _setup_logging(conf):
             % {'path': error.filename, 'error': error.strerror})
     except logging.LogConfigError as error:
         raise exception.InvalidConfiguration(reason=str(error))
+    # Those raised while the libraries were imported, held until now.
+    glance_cmd.log_held_warnings()
     _say_crashes_on_stderr()
 
 
