@@ -28,11 +28,79 @@ eventlet's hub while it works, so green workers delete RBD images one at
 a time whatever ``scrub_pool_size`` says.
 
 The choice is made once per process and applies to oslo.service too.
+
+Importing this package also sends Python's warnings to the log, whatever
+the installed libraries warn about: the commands run from cron, which
+mails whatever reaches stderr.
 """
 
+import atexit
+import logging
 import os
 import sys
 import warnings
+
+
+class _HeldWarnings(logging.Handler):
+    """The warnings raised before the log is set up, kept for it."""
+
+    LIMIT = 100
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+        self.dropped = 0
+
+    def emit(self, record):
+        if len(self.records) < self.LIMIT:
+            self.records.append(record)
+        else:
+            self.dropped += 1
+
+
+_WARNINGS_LOG = logging.getLogger('py.warnings')
+_HELD_WARNINGS = _HeldWarnings()
+
+
+def log_held_warnings():
+    """The log is set up: log the warnings held until now, and the next.
+
+    Called by a command right after oslo.log's setup; otherwise at exit,
+    if the process set its log up by then (glance-manage).
+    """
+    if _HELD_WARNINGS not in _WARNINGS_LOG.handlers:
+        return
+    _WARNINGS_LOG.removeHandler(_HELD_WARNINGS)
+    _WARNINGS_LOG.propagate = True
+    records, _HELD_WARNINGS.records = _HELD_WARNINGS.records, []
+    for record in records:
+        _WARNINGS_LOG.handle(record)
+    if _HELD_WARNINGS.dropped:
+        _WARNINGS_LOG.warning('%d more warnings raised before the log was '
+                              'set up were not kept',
+                              _HELD_WARNINGS.dropped)
+
+
+def _log_held_warnings_at_exit():
+    # oslo.log's setup() gives each handler of the root logger a formatter.
+    # The one its register_options() adds before that, on stderr for what
+    # is logged too early, has none: it is not a log.
+    if any(handler.formatter is not None
+           for handler in logging.getLogger().handlers):
+        log_held_warnings()
+
+
+# Python's warnings are logged by the 'py.warnings' logger, from now on:
+# those that libraries raise as they are imported, too. Until the command
+# has set up its log (oslo.log), they are held, then logged through it.
+# A process that ends before it has a log (refused at start for a bad
+# command line or configuration file) drops them: its one line on stderr
+# is what cron must mail. Warnings the interpreter raises before this
+# package is imported (in sitecustomize) are not caught.
+_WARNINGS_LOG.addHandler(_HELD_WARNINGS)
+_WARNINGS_LOG.propagate = False
+logging.captureWarnings(True)
+atexit.register(_log_held_warnings_at_exit)
 
 BACKEND_VARIABLE = 'OS_GLANCE_SCRUBBER_BACKEND'
 BACKENDS = ('eventlet', 'threading')

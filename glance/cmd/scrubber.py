@@ -336,6 +336,8 @@ def _setup_logging(conf):
             % {'path': error.filename, 'error': error.strerror})
     except logging.LogConfigError as error:
         raise exception.InvalidConfiguration(reason=str(error))
+    # Those raised while the libraries were imported, held until now.
+    glance_cmd.log_held_warnings()
     _say_crashes_on_stderr()
 
 
@@ -385,6 +387,10 @@ def main(argv=None):
         stores = build_store_side(admin_context, settings, store_layout)
         membership = coordination.from_config(CONF,
                                               settings.scrub_claim_timeout)
+        if not settings.restoring:
+            # A backend down at start is refused in seconds, not after
+            # the driver's retries; a restore does not use it.
+            membership.start()
     except (exception.InvalidConfiguration,
             exception.DatabaseUnavailable) as error:
         _fail(error)

@@ -41,6 +41,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 import uuid
 
 from oslo_config import cfg
@@ -106,6 +107,13 @@ class CoordinationLost(exception.GlanceException):
                 "taken until it is back: %(reason)s")
 
 
+class CoordinationUnavailable(exception.InvalidConfiguration):
+    """The backend cannot be reached at start: refused like bad options."""
+
+    message = _("[coordination] backend_url: the coordination backend is "
+                "unreachable, nothing was scrubbed: %(reason)s")
+
+
 def _token_text(token):
     return token.replace(microsecond=0).isoformat()
 
@@ -118,6 +126,9 @@ class Alone:
 
     def __init__(self, claim_timeout):
         self._claim_timeout = claim_timeout
+
+    def start(self):
+        """Called at the start of the process; nothing to reach."""
 
     def join(self):
         """Called at the start of a pass; nothing to join."""
@@ -177,9 +188,16 @@ class Member:
     # How long the backend may stay silent before it is taken for lost,
     # until a heartbeat has said what its membership timeout is.
     DEFAULT_SILENCE = 10.0
+    # How long the first join, at start, may take. The drivers' own
+    # retries are for a backend lost once running: tooz's Redis driver
+    # gives up on a closed port after about a minute, and on a port that
+    # accepts connections and never answers after several minutes.
+    START_TIMEOUT = 10.0
 
-    def __init__(self, coordinator, group, member_id, claim_timeout):
+    def __init__(self, coordinator, group, member_id, claim_timeout,
+                 address=None):
         self._coordinator = coordinator
+        self._address = address
         self._group = group.encode()
         self.member_id = member_id
         self._claim_timeout = claim_timeout
@@ -213,9 +231,54 @@ class Member:
                 reason=_('[coordination] backend_url cannot be used: '
                          '%(kind)s: %(error)s')
                 % {'kind': type(error).__name__, 'error': error})
-        return cls(coordinator, group, member_id.encode(), claim_timeout)
+        return cls(coordinator, group, member_id.encode(), claim_timeout,
+                   address=_address(backend_url))
 
     # --- membership ---------------------------------------------------------
+
+    def start(self, timeout=None):
+        """Join the group at the start of the process, or refuse.
+
+        The first join is bounded: a backend that refuses the connection
+        is refused at once, one that does not answer once *timeout*
+        seconds (START_TIMEOUT) are over. The attempt is then left to end
+        in its thread, which leaves the group if it joins after all.
+
+        :raises CoordinationUnavailable: the backend cannot be reached.
+        """
+        timeout = self.START_TIMEOUT if timeout is None else timeout
+        ended = threading.Lock()
+        done = threading.Event()
+        abandoned = []
+        failure = []
+
+        def first_join():
+            try:
+                if self._address:
+                    _connect(self._address, timeout)
+                self._join()
+                self._read_group()
+            except Exception as error:  # noqa: BLE001 - drivers raise any
+                failure.append(exception.one_line(error))
+            with ended:
+                done.set()
+            if abandoned:
+                self.leave()
+
+        attempt = threading.Thread(target=first_join, daemon=True,
+                                   name='scrubber-coordination-start')
+        attempt.start()
+        done.wait(timeout)
+        with ended:
+            if not done.is_set():
+                abandoned.append(True)
+        if abandoned:
+            raise CoordinationUnavailable(
+                reason=_('no answer within %d seconds') % timeout)
+        if failure:
+            self.leave()
+            raise CoordinationUnavailable(reason=failure[0])
+        self._start_watcher()
 
     def join(self):
         """Make sure this member is in the group, at the start of a pass.
@@ -461,6 +524,36 @@ class Member:
             LOG.warning('Coordination backend unreachable: this scrubber '
                         'takes no new image until it is back (images in '
                         'flight are finished): %s', reason)
+
+
+def _address(backend_url):
+    """(host, port) of a URL that names one server and its port, or None.
+
+    Not for a URL that names several servers, or servers it does not
+    name (a Redis sentinel's fallbacks).
+    """
+    try:
+        parts = urllib.parse.urlsplit(backend_url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not (parts.hostname and port) or 'sentinel' in parts.query:
+        return None
+    return parts.hostname, port
+
+
+def _connect(address, timeout):
+    """Open and close a TCP connection: a closed port fails at once."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as error:
+        # eventlet's sockets give the errno's name as strerror.
+        reason = (os.strerror(error.errno) if (error.errno or 0) > 0
+                  else error.strerror or str(error))
+        raise ConnectionError(
+            _('cannot connect to %(host)s:%(port)d: %(error)s')
+            % {'host': address[0], 'port': address[1],
+               'error': reason}) from None
 
 
 def from_config(conf, claim_timeout):

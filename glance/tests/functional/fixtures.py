@@ -248,6 +248,46 @@ def scrubber_environment(env=None):
     return environment
 
 
+# What a library warns as it is imported: as cryptography's "DSA is
+# deprecated" did, through dnspython, eventlet and futurist.
+IMPORT_WARNING = 'glance-test: a library warns as it is imported'
+
+_WARN_ON_IMPORT = '''
+import sys
+import warnings
+
+
+class WarnOnImport:
+    """Warns once, when glance_store is first imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == 'glance_store':
+            sys.meta_path.remove(self)
+            warnings.warn(%r)
+        return None
+
+
+sys.meta_path.insert(0, WarnOnImport())
+'''
+
+
+def warning_on_import(folder):
+    """The environment of a scrubber in which a library warns at import.
+
+    Writes a sitecustomize module into *folder* and puts it first on
+    PYTHONPATH: glance-scrubber's import of glance_store then raises
+    IMPORT_WARNING, a UserWarning, which Python shows by default. Nothing
+    is installed.
+    """
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, 'sitecustomize.py'), 'w') as module:
+        module.write(_WARN_ON_IMPORT % IMPORT_WARNING)
+    path = [os.fspath(folder)] + [
+        entry for entry in os.environ.get('PYTHONPATH', '').split(
+            os.pathsep) if entry]
+    return {'PYTHONPATH': os.pathsep.join(path)}
+
+
 def _finished(returncode, stdout, stderr):
     summaries = parse_summaries(stdout + stderr)
     return ScrubberRun(returncode, stdout, stderr,

@@ -17,6 +17,9 @@ and nothing deleted: an eligible image planted first keeps its rows and
 its data.
 """
 
+import socket
+import time
+
 import pytest
 
 from glance.tests.functional import fixtures
@@ -73,6 +76,30 @@ def coordination_url(url):
     return change
 
 
+_SILENT = []
+
+
+def silent_port():
+    """A loopback port that accepts connections and never answers.
+
+    One listening socket for the test process: the kernel completes the
+    connections, nobody reads them.
+    """
+    if not _SILENT:
+        listener = socket.socket()
+        listener.bind((fixtures.LOOPBACK, 0))
+        listener.listen(128)
+        _SILENT.append(listener)
+    return _SILENT[0].getsockname()[1]
+
+
+def silent_coordination(scheme):
+    def change(config, tmp_path):
+        config.set('coordination', backend_url='%s://%s:%d' % (
+            scheme, fixtures.LOOPBACK, silent_port()))
+    return change
+
+
 def nothing(config, tmp_path):
     pass
 
@@ -106,6 +133,10 @@ def under_a_file(section, option_name):
         config.set(section, **{option_name: str(tmp_path / 'a-file' / 'x')})
     return change
 
+
+# A refusal comes within this many seconds (the process starts in one or
+# two): not after a driver's retries.
+REFUSED_WITHIN = 30
 
 # The largest value of the options in seconds, and one past it.
 MAX_SECONDS = 2 ** 31 - 1
@@ -153,6 +184,19 @@ CASES = [
     # kazoo, ZooKeeper's client, is not installed.
     ('coordination-client-missing', coordination_url('zookeeper://host'), (),
      {}, ['[coordination] backend_url']),
+    # A coordination backend down at start (a closed port): refused at
+    # once, not after tooz's retries (a minute for Redis).
+    ('coordination-redis-down', coordination_url('redis://127.0.0.1:9'),
+     (), {}, ['[coordination] backend_url', 'unreachable', '127.0.0.1:9']),
+    ('coordination-etcd-down', coordination_url('etcd3+http://127.0.0.1:9'),
+     (), {}, ['[coordination] backend_url', 'unreachable', '127.0.0.1:9']),
+    # A port that accepts connections and never answers: refused once the
+    # start-up bound (glance.common.coordination.Member.START_TIMEOUT) is
+    # over, not after the drivers' socket timeouts and retries.
+    ('coordination-redis-silent', silent_coordination('redis'), (), {},
+     ['[coordination] backend_url', 'unreachable']),
+    ('coordination-etcd-silent', silent_coordination('etcd3+http'), (), {},
+     ['[coordination] backend_url', 'unreachable']),
     # An "option =" line gives None, not the default.
     ('pool-size-empty', pool_size(''), (), {}, ['scrub_pool_size', 'empty']),
     ('scrub-time-empty', option('DEFAULT', scrub_time=''), (), {},
@@ -239,9 +283,12 @@ def test_refused_at_start_and_nothing_deleted(change, args, env, words,
     args = [image.id if arg == 'IMAGE' else arg.format(tmp=tmp_path)
             for arg in args]
 
-    run = fixtures.run_scrubber(config, *args, env=env, timeout=120)
+    started = time.monotonic()
+    run = fixtures.run_scrubber(config, *args, env=env, timeout=300)
+    seconds = time.monotonic() - started
 
     assert run.returncode == 2, run.describe()
+    assert seconds < REFUSED_WITHIN, (seconds, run.describe())
     assert 'Traceback' not in run.output, run.describe()
     refusals = run.stderr.splitlines()
     assert len(refusals) == 1, run.describe()

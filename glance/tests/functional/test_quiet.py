@@ -13,7 +13,8 @@
 """Quiet when all is well: cron mails the operator whatever is on stderr.
 
 A clean pass leaves stderr empty on either backend, even with Python
-showing every warning; a failed pass says so there in one line; a pass
+showing every warning and a library warning as it is imported (the
+warning goes to the log); a failed pass says so there in one line; a pass
 waiting for the scrub lock says so once.
 """
 
@@ -50,16 +51,42 @@ def scrubbed(database, images):
 @pytest.mark.parametrize('database', ('sqlite', 'postgresql'),
                          indirect=True)
 def test_a_clean_pass_writes_nothing_to_stderr(database, backend, config,
-                                               file_store):
+                                               file_store, tmp_path):
     images = plant(database, file_store)
+    warning = fixtures.warning_on_import(tmp_path / 'site')
 
-    run = fixtures.run_scrubber(config, env=dict(backend, **EVERY_WARNING))
+    run = fixtures.run_scrubber(config, env=dict(backend, **EVERY_WARNING,
+                                                 **warning))
 
     assert run.returncode == 0, run.describe()
     assert run.summary['scrubbed'] == len(images), run.describe()
     assert run.stderr == '', run.describe()
-    # The log goes to stdout unless the operator sends it elsewhere.
+    # The log goes to stdout unless the operator sends it elsewhere; the
+    # warning raised before it was set up is in it, once.
     assert 'Scrub pass summary:' in run.stdout
+    assert run.stdout.count('UserWarning: ' + fixtures.IMPORT_WARNING) == 1, \
+        run.describe()
+    assert 'WARNING py.warnings' in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize('args, logged', [
+    # Before the log is set up: the warning is dropped.
+    (('--config-file', '/nonexistent.conf'), False),
+    # While it is set up.
+    (('--log-file', '/nonexistent/glance-scrubber.log'), False),
+    # Once it is set up.
+    (('--restore', 'all'), True),
+], ids=['bad-command-line', 'log-file-cannot-be-opened', 'bad-request'])
+def test_a_refusal_is_one_line_on_stderr_whatever_warned_at_import(
+        args, logged, config, tmp_path):
+    warning = fixtures.warning_on_import(tmp_path / 'site')
+
+    run = fixtures.run_scrubber(config, *args, env=warning)
+
+    assert run.returncode == 2, run.describe()
+    assert len(run.stderr.splitlines()) == 1, run.describe()
+    assert run.stderr.startswith('glance-scrubber:'), run.describe()
+    assert (fixtures.IMPORT_WARNING in run.stdout) == logged, run.describe()
 
 
 @pytest.mark.parametrize('backend', BACKENDS, indirect=True)

@@ -12,6 +12,7 @@
 
 """glance-scrubber's start-up checks: bad input is refused before work."""
 
+import logging
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ import fixtures
 from oslo_config import cfg
 import testtools
 
+from glance import cmd as glance_cmd
 from glance.cmd import scrubber as cmd
 from glance.common import exception
 from glance import scrubber
@@ -177,3 +179,43 @@ class TestUnexpectedErrors(testtools.TestCase):
         self.assertEqual(['glance-scrubber: unexpected error (the log has '
                           'the traceback): TypeError: no good'],
                          stderr.read().splitlines())
+
+
+class TestWarningsBeforeTheLog(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        # A logger and a holder of the test's own, in place of the
+        # process's 'py.warnings' and its holder.
+        self.log = logging.getLogger('glance-test-warnings-%s' % self.id())
+        self.log.propagate = False
+        self.held = glance_cmd._HeldWarnings()
+        self.held.LIMIT = 2
+        self.log.addHandler(self.held)
+        self.useFixture(fixtures.MonkeyPatch(
+            'glance.cmd._WARNINGS_LOG', self.log))
+        self.useFixture(fixtures.MonkeyPatch(
+            'glance.cmd._HELD_WARNINGS', self.held))
+
+    def set_up_the_log(self):
+        logged = []
+        handler = logging.Handler()
+        handler.emit = lambda record: logged.append(record.getMessage())
+        self.log.addHandler(handler)
+        return logged
+
+    def test_held_until_the_log_is_set_up_then_logged_in_order(self):
+        for number in range(3):
+            self.log.warning('warning %d', number)
+        logged = self.set_up_the_log()
+        self.assertEqual([], logged)
+
+        glance_cmd.log_held_warnings()
+        glance_cmd.log_held_warnings()  # once only
+        self.log.warning('warning 3')
+
+        self.assertEqual(['warning 0', 'warning 1',
+                          '1 more warnings raised before the log was set '
+                          'up were not kept', 'warning 3'], logged)
+        self.assertNotIn(self.held, self.log.handlers)
+        self.assertTrue(self.log.propagate)

@@ -18,6 +18,8 @@ claims may be taken over, when the backend counts as lost.
 """
 
 import datetime
+import socket
+import time
 
 import fixtures
 from oslo_config import cfg
@@ -225,6 +227,68 @@ class TestLosingTheBackend(MembersTestCase):
 
         self.assertNotIn('\n', str(error))
         self.assertIn('unreachable', str(error))
+
+
+class TestStarting(MembersTestCase):
+    """The first join, at start: bounded, whatever the driver's retries."""
+
+    def starting(self, url, timeout):
+        member = coordination.Member.from_url(url, self.group, CLAIM_TIMEOUT)
+        self.addCleanup(member.leave)
+        started = time.monotonic()
+        try:
+            member.start(timeout=timeout)
+        except coordination.CoordinationUnavailable as error:
+            return str(error), time.monotonic() - started
+        return member, time.monotonic() - started
+
+    def silent_port(self):
+        """A loopback port that accepts connections and never answers."""
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(64)
+        return listener.getsockname()[1]
+
+    def test_a_live_backend_is_joined_and_watched(self):
+        member, _seconds = self.starting(self.url, timeout=10)
+
+        self.assertIsNone(member.lost)
+        self.assertIn(member.member_id, member._members)
+        self.assertTrue(member._watcher.is_alive())
+        member.join()  # a pass's join: already in the group
+
+    def test_a_closed_port_is_refused_at_once(self):
+        # tooz's Redis driver retries a refused connection for a minute.
+        refusal, seconds = self.starting('redis://127.0.0.1:9', timeout=20)
+
+        self.assertLess(seconds, 5)
+        self.assertIn('[coordination] backend_url', refusal)
+        self.assertIn('unreachable', refusal)
+        self.assertIn('127.0.0.1:9: Connection refused', refusal)
+        self.assertNotIn('\n', refusal)
+
+    def test_a_port_that_never_answers_is_refused_after_the_bound(self):
+        for scheme in ('redis', 'etcd3+http'):
+            url = '%s://127.0.0.1:%d' % (scheme, self.silent_port())
+
+            refusal, seconds = self.starting(url, timeout=1)
+
+            self.assertLess(seconds, 5, url)
+            self.assertIn('unreachable', refusal)
+            self.assertIn('no answer within 1 seconds', refusal)
+
+    def test_only_a_url_naming_one_server_is_probed_first(self):
+        self.assertEqual(('127.0.0.1', 6379),
+                         coordination._address('redis://127.0.0.1:6379'))
+        self.assertEqual(('::1', 2379),
+                         coordination._address('etcd3+http://[::1]:2379'))
+        for url in ('file:///var/lib/glance/groups',
+                    'redis://127.0.0.1',  # the driver's default port
+                    'zookeeper://zk1:2181,zk2:2181',
+                    'redis://sentinel1:26379?sentinel=main&'
+                    'sentinel_fallback=sentinel2:26379'):
+            self.assertIsNone(coordination._address(url), url)
 
 
 class TestConfiguration(testtools.TestCase):
