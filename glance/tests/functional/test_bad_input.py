@@ -191,7 +191,7 @@ CASES = [
     ('coordination-etcd-down', coordination_url('etcd3+http://127.0.0.1:9'),
      (), {}, ['[coordination] backend_url', 'unreachable', '127.0.0.1:9']),
     # A port that accepts connections and never answers: refused once the
-    # start-up bound (glance.common.coordination.Member.START_TIMEOUT) is
+    # start-up bound (glance.scrubber.coordination.Member.START_TIMEOUT) is
     # over, not after the drivers' socket timeouts and retries.
     ('coordination-redis-silent', silent_coordination('redis'), (), {},
      ['[coordination] backend_url', 'unreachable']),
