@@ -20,7 +20,8 @@ Exit codes: 0 done, every eligible image scrubbed (or kept because its
 data is in use); 1 some images could not be scrubbed (they stay
 pending_delete for the next pass), or the pass stopped early; 2 refused:
 bad configuration or request, nothing was deleted; 3 --restore refused
-because a scrub pass is running on this host.
+because a scrub pass or another restore holds the scrub lock
+on this host.
 """
 
 import contextlib
@@ -280,11 +281,11 @@ def run_once(the_scrubber):
     _on_stop_signals(the_scrubber.stop)
     summary = the_scrubber.run_once()
     if summary.aborted:
-        _fail(summary.aborted)
+        _say(summary.aborted)
     elif summary.failed:
         # The log may be on stdout or in a file: cron mails stderr.
-        _fail(_('%d images could not be scrubbed and stay pending_delete '
-                'for the next pass; the log says why') % summary.failed)
+        _say(_('%d images could not be scrubbed and stay pending_delete '
+               'for the next pass; the log says why') % summary.failed)
     # Images in use are kept on purpose: not a failure.
     return EXIT_IMAGES_FAILED if summary.failed or summary.aborted \
         else EXIT_OK
@@ -323,6 +324,18 @@ def _ignore_hangup(signum, frame):
 
 
 def _fail(error):
+    """One line on stderr (cron mails it) and, once there is one, the log.
+
+    Before the log is set up Python would print a logged error to stderr
+    a second time: it is then said on stderr only.
+    """
+    _say(error)
+    if std_logging.getLogger().handlers:
+        LOG.error('%s', error)
+
+
+def _say(error):
+    """One line on stderr, for what the log has already said."""
     print('glance-scrubber: %s' % error, file=sys.stderr)
 
 
@@ -338,7 +351,32 @@ def _setup_logging(conf):
         raise exception.InvalidConfiguration(reason=str(error))
     # Those raised while the libraries were imported, held until now.
     glance_cmd.log_held_warnings()
+    if not conf.debug:
+        _database_errors_in_one_line()
     _say_crashes_on_stderr()
+
+
+class _OneLineDatabaseErrors(std_logging.Filter):
+    """oslo.db's own records of a database error, without the traceback.
+
+    oslo.db logs a traceback for an error it wraps or gives up retrying;
+    the scrubber says the same in one line of its own (the refusal, the
+    image that failed, or the pass stopped early). With ``debug`` on the
+    tracebacks are kept.
+    """
+
+    def filter(self, record):
+        if record.name.startswith('oslo_db'):
+            record.exc_info = None
+            record.exc_text = None
+            record.msg = exception.one_line(record.getMessage())
+            record.args = None
+        return True
+
+
+def _database_errors_in_one_line():
+    for handler in std_logging.getLogger().handlers:
+        handler.addFilter(_OneLineDatabaseErrors())
 
 
 def _say_crashes_on_stderr():
@@ -351,10 +389,10 @@ def _say_crashes_on_stderr():
 
     def excepthook(exc_type, value, tb):
         log_crash(exc_type, value, tb)
-        _fail(_('unexpected error (the log has the traceback): '
-                '%(type)s: %(error)s')
-              % {'type': exc_type.__name__,
-                 'error': exception.one_line(value)})
+        _say(_('unexpected error (the log has the traceback): '
+               '%(type)s: %(error)s')
+             % {'type': exc_type.__name__,
+                'error': exception.one_line(value)})
 
     sys.excepthook = excepthook
 

@@ -51,8 +51,8 @@ class DatabaseUnavailable(GlanceException):
 
 
 class ScrubberBusy(GlanceException):
-    message = _("A scrub pass is running (lock %(lock)s is held); try "
-                "again when it has finished.")
+    message = _("%(holder)s holds the scrub lock %(lock)s on this host; "
+                "try again when it has finished.")
 
 
 def one_line(error):

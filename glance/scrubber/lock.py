@@ -13,12 +13,18 @@
 """The scrub lock: a pass and a restore of one host take turns.
 """
 
+import os
 import threading
 
 from oslo_concurrency import lockutils
 
+from glance.i18n import _
+
 LOCK_NAME = 'glance-scrubber'
 LOCK_PREFIX = 'glance-'
+# What holds the lock, as the holder names itself.
+PASS = 'pass'
+RESTORE = 'restore'
 
 
 class ScrubLock:
@@ -38,15 +44,23 @@ class ScrubLock:
     by lock file, and drops the file lock when
     ``[oslo_concurrency] disable_process_locking`` is set, which would let
     a restore and a pass of two processes run together.
+
+    The holder writes what it is (a pass or a restore) and its process id
+    beside the lock file, so that the one refused can say what holds it.
+
+    :param role: PASS or RESTORE: what takes the lock.
     """
 
     _thread_locks = {}
     _registry_lock = threading.Lock()
 
-    def __init__(self, lock_path):
+    def __init__(self, lock_path, role=PASS):
         self._file_lock = lockutils.external_lock(
             LOCK_NAME, lock_file_prefix=LOCK_PREFIX, lock_path=lock_path)
-        self.path = self._file_lock.path
+        # fasteners keeps the path as bytes; an operator reads text.
+        self.path = os.fsdecode(self._file_lock.path)
+        self._role = role
+        self._holder_file = self.path + '.holder'
         with self._registry_lock:
             self._thread_lock = self._thread_locks.setdefault(
                 self.path, threading.Lock())
@@ -57,10 +71,39 @@ class ScrubLock:
         if not self._thread_lock.acquire(blocking, thread_timeout):
             return False
         if self._file_lock.acquire(blocking=blocking, timeout=timeout):
+            self._say_held()
             return True
         self._thread_lock.release()
         return False
 
     def release(self):
+        self._forget_held()
         self._file_lock.release()
         self._thread_lock.release()
+
+    def holder(self):
+        """What holds the lock, in words (for a refusal or a wait)."""
+        try:
+            with open(self._holder_file, encoding='utf-8') as said:
+                role, _sep, pid = said.read().partition(' ')
+        except OSError:
+            role = pid = None
+        if role == RESTORE:
+            return _('a restore (process %s)') % pid.strip()
+        if role == PASS:
+            return _('a scrub pass (process %s)') % pid.strip()
+        return _('another glance-scrubber')
+
+    def _say_held(self):
+        try:
+            with open(self._holder_file, 'w', encoding='utf-8') as holder:
+                holder.write('%s %d' % (self._role, os.getpid()))
+        except OSError:
+            # Only words for a refused command: never a reason to fail.
+            pass
+
+    def _forget_held(self):
+        try:
+            os.unlink(self._holder_file)
+        except OSError:
+            pass

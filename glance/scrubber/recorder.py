@@ -125,15 +125,19 @@ def _check_recorded(outcome, recorded):
 
 
 def _unrecorded(outcome, error):
-    LOG.error('Image %(id)s: could not record the scrub, a later pass '
-              'finishes it: %(error)s',
-              {'id': outcome.image_id,
-               'error': one_line(error)})
-    outcome.fail(one_line(error))
+    # The claim was written; what the workers did was not. The image stays
+    # claimed, as after a crash, and a later pass finishes it.
+    outcome.fail(_('could not record the scrub: %s; the image stays '
+                   'claimed until scrub_claim_timeout') % one_line(error))
+    outcome.claim_kept = True
 
 
 def _log_outcome(outcome):
-    if outcome.result is model.Result.FAILED:
+    if outcome.claim_kept:
+        LOG.error('Image %(id)s not finished, left claimed for a later '
+                  'pass: %(reason)s',
+                  {'id': outcome.image_id, 'reason': outcome.reason})
+    elif outcome.result is model.Result.FAILED:
         LOG.error('Image %(id)s not scrubbed, left pending_delete for the '
                   'next pass: %(reason)s',
                   {'id': outcome.image_id, 'reason': outcome.reason})

@@ -35,13 +35,13 @@ def restore(context, image_id, lock_path, deleter):
 
     :param deleter: a StoreDeleter, to look the data up.
     :returns: a db_api.Restored.
-    :raises ScrubberBusy: a scrub pass on this host holds the lock.
+    :raises ScrubberBusy: a pass or a restore on this host holds the lock.
     :raises NotFound, Conflict: see db_api.find_restorable; Conflict too
         when no location has data left, or the store cannot tell.
     """
-    lock = scrub_lock.ScrubLock(lock_path)
+    lock = scrub_lock.ScrubLock(lock_path, scrub_lock.RESTORE)
     if not lock.acquire(blocking=False):
-        raise exception.ScrubberBusy(lock=lock.path)
+        raise exception.ScrubberBusy(holder=lock.holder(), lock=lock.path)
     try:
         candidate = db_api.find_restorable(context, image_id)
         present = _locations_with_data(deleter, candidate)

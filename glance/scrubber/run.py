@@ -55,6 +55,9 @@ from glance.scrubber import worker
 
 LOG = logging.getLogger('glance.scrubber')
 
+# What a database call raises once oslo.db's retries have given up.
+DATABASE_ERRORS = (db_exception.DBError, sa_exc.SQLAlchemyError)
+
 
 class Executors:
     """Makes the executor of a pass for the process's concurrency backend.
@@ -154,8 +157,9 @@ class Scrubber:
         lock = scrub_lock.ScrubLock(self._lock_path)
         if not lock.acquire(blocking=False):
             # Said once: the wait can last as long as the other pass.
-            LOG.info('Waiting for the scrub lock %s, held by a restore or '
-                     'another scrub pass on this host', lock.path)
+            LOG.info('Waiting for the scrub lock %(path)s, held by '
+                     '%(holder)s on this host',
+                     {'path': lock.path, 'holder': lock.holder()})
             while not lock.acquire(blocking=True, timeout=1):
                 if self.stopping:
                     return model.Summary()
@@ -215,6 +219,7 @@ class Scrubber:
         self._data_users.forget()
         self._deleter.start_pass()
         in_flight = set()
+        database_failure = None
         executor = self._executors(self.pool_size)
         try:
             candidates = self._proposed(queue)
@@ -225,11 +230,19 @@ class Scrubber:
                 if waiting > size // 2:
                     self._collect(in_flight, records, progress)
                     continue
-                batch = list(itertools.islice(candidates,
-                                              size - max(waiting, 0)))
-                if not batch:
+                try:
+                    batch = list(itertools.islice(candidates,
+                                                  size - max(waiting, 0)))
+                    if not batch:
+                        break
+                    claims = self._claim(queue, batch, summary)
+                except DATABASE_ERRORS as error:
+                    # oslo.db's retries gave up: end the pass, with its
+                    # summary, rather than leave it to a traceback or try
+                    # every image left against a database that is gone.
+                    database_failure = _database_gone(error)
                     break
-                for claim in self._claim(queue, batch, summary):
+                for claim in claims:
                     in_flight.add(executor.submit(self._worker, claim))
         finally:
             # However the loop ended, every image claimed is waited for and
@@ -241,7 +254,8 @@ class Scrubber:
             # The workers are idle now: no need to wait for their threads
             # to notice the shutdown.
             executor.shutdown(wait=False)
-        summary.aborted = guard.verdict() or self._lost_coordination()
+        summary.aborted = (guard.verdict() or self._lost_coordination() or
+                           database_failure)
         summary.seconds = time.monotonic() - started
         self._note_pacing(summary)
         self._log_summary(summary)
@@ -293,13 +307,14 @@ class Scrubber:
                                          queue.deleted_before,
                                          queue.claimed_before, token=token)
             self._data_users.claimed(claims)
-        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
+        except DATABASE_ERRORS as error:
             LOG.error('Could not claim %(count)d images, none of their data '
                       'was touched: %(error)s',
                       {'count': len(batch),
                        'error': one_line(error)})
             summary.failed += len(batch)
-            claims = []
+            self._membership.release(token, len(batch))
+            raise
         self._membership.release(token, len(batch) - len(claims))
         claimed = {claim.image_id for claim in claims}
         for candidate in batch:
@@ -325,3 +340,9 @@ class Scrubber:
     def _note_pacing(self, summary):
         summary.throttled = self._gate.throttled
         summary.concurrency = min(self._gate.concurrency, self.pool_size)
+
+
+def _database_gone(error):
+    return _('the database stopped answering: %s; the pass took no more '
+             'images, and those it had claimed were finished') % \
+        one_line(error)

@@ -303,8 +303,32 @@ def check_schema(context):
     """
     for session_of in (_reader, _replica_reader):
         with database_errors(), session_of(context) as session:
-            for table in (models.Image, models.ImageLocation):
-                session.execute(sa.select(table.id).limit(1)).all()
+            _check_tables(session)
+
+
+def _check_tables(session):
+    for table in (models.Image, models.ImageLocation):
+        try:
+            session.execute(sa.select(table.id).limit(1)).all()
+        except (db_exception.DBError, sa.exc.SQLAlchemyError) as error:
+            if _table_missing(session, table.__tablename__):
+                raise exception.DatabaseUnavailable(
+                    url=safe_url(),
+                    reason=_('it has no %s table: no Glance schema here. '
+                             'Point [database] connection at Glance\'s '
+                             'database, or create the schema with '
+                             '"glance-manage db sync"')
+                    % table.__tablename__) from error
+            raise
+
+
+def _table_missing(session, name):
+    """Whether the database of *session* lacks table *name*."""
+    session.rollback()
+    try:
+        return not sa.inspect(session.connection()).has_table(name)
+    except (db_exception.DBError, sa.exc.SQLAlchemyError):
+        return False
 
 
 # --- the queue --------------------------------------------------------------

@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from glance.tests import databases
+from glance.tests.functional import conftest
 from glance.tests.functional import fixtures
 from glance.tests.functional import scenario
 from glance.tests import seed
@@ -299,3 +301,21 @@ def test_refused_at_start_and_nothing_deleted(change, args, env, words,
     assert scenario.rows_of(database.engine, [image.id]) == rows
     assert all(file_store.exists(location.url)
                for location in image.locations)
+
+
+@pytest.mark.parametrize('backend_name', ['sqlite', 'mysql', 'postgresql'])
+def test_a_database_without_glance_schema_says_to_sync_it(backend_name,
+                                                          request, config):
+    empty = conftest.use(request, databases.Database(backend_name,
+                                                     migrate=False))
+    config.set('database', connection=empty.url)
+
+    run = fixtures.run_scrubber(config, timeout=120)
+
+    assert run.returncode == 2, run.describe()
+    assert run.stderr.count('\n') == 1, run.describe()
+    assert 'glance-manage db sync' in run.stderr, run.describe()
+    # The log says it too, in one line, and oslo.db's traceback of the
+    # failed query is not there.
+    assert 'Traceback' not in run.output, run.describe()
+    assert 'glance-manage db sync' in run.stdout, run.describe()

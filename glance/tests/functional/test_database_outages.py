@@ -120,3 +120,26 @@ def test_a_stop_is_acted_on_while_the_database_is_frozen(
     assert run.summary is not None, run.describe()
     assert run.returncode == 1, run.describe()
     assert 'stopped while the database was not answering' in run.output
+
+
+@pytest.mark.parametrize('database', ('mysql', 'postgresql'),
+                         indirect=True)
+def test_an_outage_longer_than_the_retries_ends_with_a_summary(
+        database, database_proxy, config, proxy, s3_bucket, backend):
+    images, scrubber = start_a_slow_pass(database, database_proxy, config,
+                                         proxy, s3_bucket, backend)
+    with scrubber:
+        wait_for_deletes(proxy, IMAGES // 4)
+        database_proxy.cut()
+        try:
+            run = scrubber.wait(timeout=180)
+        finally:
+            database_proxy.restore()
+
+    # oslo.db gave up: the pass says so in one line on stderr, ends with
+    # its summary line, and no traceback reaches the log.
+    assert run.returncode == 1, run.describe()
+    assert run.summary is not None, run.describe()
+    assert 'Traceback' not in run.output, run.describe()
+    assert len(run.stderr.splitlines()) == 1, run.describe()
+    assert 'Scrub pass stopped early' in run.stdout, run.describe()

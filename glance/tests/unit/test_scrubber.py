@@ -698,10 +698,12 @@ class TestClaims(ScrubberTestCase):
         summary = the_scrubber._run_pass(scrubber.Summary())
 
         self.assertEqual([], deleter.asked)
-        self.assertEqual((2, 2), (summary.found, summary.failed))
-        # A pool of one claims one image at a time at first.
-        self.assertEqual(2, self.logs.output.count(
+        # A pool of one claims one image at a time at first; once a claim
+        # fails for want of the database, the pass takes no more images.
+        self.assertEqual((1, 1), (summary.found, summary.failed))
+        self.assertEqual(1, self.logs.output.count(
             'Could not claim 1 images, none of their data was touched'))
+        self.assertIn('the database stopped answering', summary.aborted)
         with self.db.engine.begin() as connection:
             connection.exec_driver_sql(
                 'ALTER TABLE images_away RENAME TO images')
@@ -782,6 +784,34 @@ class TestFailures(ScrubberTestCase):
         self.assertIn('Image %s not scrubbed' % bad.id, self.logs.output)
         self.assertIn('store said no to %s' % bad.locations[1].url,
                       self.logs.output)
+
+    def test_a_database_gone_while_reading_the_queue_ends_with_a_summary(
+            self):
+        first, second = self.insert(pending_image('a', id=ordered_id(1)),
+                                    pending_image('b', id=ordered_id(2)))
+        real_page = db_api.list_pending_delete_images
+        pages = []
+
+        def page_then_outage(context, before, marker=None, limit=100):
+            pages.append(marker)
+            if marker is None:
+                return real_page(context, before, marker=marker, limit=1)
+            raise db_exception.DBConnectionError('server has gone away')
+
+        self.useFixture(fixtures.MockPatchObject(
+            db_api, 'list_pending_delete_images', page_then_outage))
+
+        summary = self.make_scrubber(RecordingDeleter(),
+                                     page_size=1).run_once()
+
+        self.assertEqual('deleted', self.status_of(first))
+        self.assertEqual('pending_delete', self.status_of(second))
+        self.assertEqual((1, 1), (summary.found, summary.scrubbed))
+        self.assertIn('the database stopped answering', summary.aborted)
+        self.assertIn('server has gone away', summary.aborted)
+        self.assertIn('Scrub pass summary: found=1 scrubbed=1',
+                      self.logs.output)
+        self.assertIn('Scrub pass stopped early', self.logs.output)
 
     def test_failed_image_is_finished_by_a_later_pass(self):
         image = self.insert(pending_image('img', count=2))[0]
@@ -1027,8 +1057,28 @@ class TestRestoreRaces(ScrubberTestCase):
         self.make_scrubber(deleter).run_once()
 
         self.assertEqual(1, len(refusals))
-        self.assertIn('scrub pass is running', refusals[0])
+        self.assertIn('a scrub pass (process %d) holds the scrub lock %s'
+                      % (os.getpid(), self.lock_file()), refusals[0])
         self.assertEqual('deleted', self.status_of(image))
+
+    def test_a_restore_refused_by_another_restore_says_so(self):
+        image = self.insert(pending_image('img'))[0]
+        other = scrubber.ScrubLock(self.lock_path, 'restore')
+        self.assertTrue(other.acquire(blocking=False))
+        self.addCleanup(other.release)
+
+        error = self.assertRaises(exception.ScrubberBusy, scrubber.restore,
+                                  self.context, image.id, self.lock_path,
+                                  RecordingDeleter())
+
+        # The path as text, not a bytes repr, and no pass named.
+        self.assertEqual('a restore (process %d) holds the scrub lock %s on '
+                         'this host; try again when it has finished.'
+                         % (os.getpid(), self.lock_file()), str(error))
+        self.assertEqual('pending_delete', self.status_of(image))
+
+    def lock_file(self):
+        return os.path.join(self.lock_path, 'glance-glance-scrubber')
 
 
 class TestRestore(ScrubberTestCase):
