@@ -125,10 +125,18 @@ def swift_delete(store, location, connection, context):
     return store.delete(location, connection=connection, context=context)
 
 
+# What the single-tenant driver's get_connection() reads of a parsed
+# location: a user and key, or (glance_store 5.x) an application
+# credential and its project.
+SWIFT_CONNECTION_ATTRIBUTES = (
+    'swift_url', 'user', 'key', 'application_credential_id',
+    'application_credential_secret', 'project_name', 'project_id')
+
+
 def swift_credentials(location):
     """What a Swift connection depends on, from a parsed location."""
-    return (location.swift_url, location.user,
-            getattr(location, 'key', None))
+    return tuple(getattr(location, name, None)
+                 for name in SWIFT_CONNECTION_ATTRIBUTES)
 
 
 # --- glance_store's RBD driver ----------------------------------------------

@@ -310,6 +310,18 @@ def swift_conf(tmp_path):
         auth_address = http://%(nowhere)s/v3
         user = tenant:alice
         key = secret-a
+
+        [ref-app-1]
+        auth_address = http://%(nowhere)s/v3
+        application_credential_id = credential-1
+        application_credential_secret = secret-1
+        project_name = images
+
+        [ref-app-2]
+        auth_address = http://%(nowhere)s/v3
+        application_credential_id = credential-2
+        application_credential_secret = secret-2
+        project_name = images
     ''' % {'nowhere': NOWHERE}))
     return configured(stores=['swift'], default_store='swift',
                       swift_store_config_file=str(config_file),
@@ -359,6 +371,40 @@ def test_swift_connection_is_a_swiftclient_connection_for_the_location(
             connection.user, connection.key) == (
         'http://%s/v3/' % NOWHERE, 'tenant', 'alice', 'secret-a')
     connection.close()
+
+
+class ReadAttributes:
+    """A parsed location, and the names of its attributes read."""
+
+    def __init__(self, location):
+        object.__setattr__(self, '_location', location)
+        object.__setattr__(self, 'read', set())
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._location, name)
+
+
+@pytest.mark.parametrize('reference', ['ref-user', 'ref-app-1'])
+def test_a_swift_connection_depends_on_the_credentials_alone(
+        swift_store, swift_conf, reference):
+    location = ReadAttributes(swift_location(
+        swift_conf, 'swift+config://%s/images/image-1' % reference)
+        .store_location)
+
+    _compat.swift_connection(swift_store, location, None).close()
+
+    assert location.read <= set(_compat.SWIFT_CONNECTION_ATTRIBUTES)
+
+
+def test_two_application_credentials_are_two_swift_credentials(swift_conf):
+    first, second = [
+        _compat.swift_credentials(swift_location(
+            swift_conf, 'swift+config://%s/images/image-1' % reference)
+            .store_location)
+        for reference in ('ref-app-1', 'ref-app-2')]
+
+    assert first != second
 
 
 class HandedConnection:
