@@ -18,14 +18,59 @@ upgrade that changes it fails one test here instead of a production pass.
 Nothing else in the tree touches these details.
 
 Checked on: glance_store 5.7.0, botocore 1.44.8, python-swiftclient
-4.11.0, eventlet 0.41.3, oslo.config 10.7.0, Ceph 16.2 (python3-rbd).
+4.11.0, eventlet 0.41.3, oslo.config 10.7.0, oslo.log 8.3.2, stevedore
+5.10.0, oslo.service 4.8.0, oslo.utils 10.2.0, futurist 3.5.0, Ceph 16.2
+(python3-rbd).
+
+Only the standard library is imported here at load time: glance.cmd reads
+the eventlet warning texts before it decides whether to monkey patch.
 """
 
 import atexit
 import contextlib
 import io
+import logging
 import re
 import sys
+
+# --- glance_store's drivers, as stevedore loads them ------------------------
+
+# The entry point group of glance_store's drivers (its setup.cfg), which
+# glance_store loads them from by name.
+STORE_DRIVERS = 'glance_store.drivers'
+# The logger stevedore reports a driver that fails to import on, at ERROR.
+_STEVEDORE_LOG = 'stevedore.extension'
+
+
+def store_driver_names():
+    """Every store type glance_store can load, without loading any.
+
+    The names of the entry points only: loading every driver would import
+    the optional libraries of stores this deployment does not use.
+    """
+    from importlib import metadata
+    return {entry_point.name for entry_point in
+            metadata.entry_points(group=STORE_DRIVERS)}
+
+
+@contextlib.contextmanager
+def driver_import_errors_unsaid():
+    """Silence stevedore while glance_store lists every driver's options.
+
+    glance_store.register_opts() and register_store_opts() import every
+    driver of STORE_DRIVERS through stevedore, which logs an ERROR for
+    each one whose optional library is missing (cinder without os-brick).
+    Such a driver is of no concern unless it is configured, and then
+    loading the stores says so.
+    """
+    stevedore_log = logging.getLogger(_STEVEDORE_LOG)
+    level = stevedore_log.level
+    stevedore_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        stevedore_log.setLevel(level)
+
 
 # --- glance_store's S3 driver and botocore ---------------------------------
 
@@ -33,6 +78,11 @@ import sys
 # request through this method (about 0.1 s of CPU each); replacing it on
 # an instance makes the instance reuse one client.
 S3_CLIENT_FACTORY = '_create_s3_client'
+
+
+def s3_bucket(store):
+    """The bucket an S3 store instance is configured with."""
+    return store.bucket
 
 
 def pin_s3_client(store):
@@ -75,10 +125,18 @@ def swift_delete(store, location, connection, context):
     return store.delete(location, connection=connection, context=context)
 
 
+# What the single-tenant driver's get_connection() reads of a parsed
+# location: a user and key, or (glance_store 5.x) an application
+# credential and its project.
+SWIFT_CONNECTION_ATTRIBUTES = (
+    'swift_url', 'user', 'key', 'application_credential_id',
+    'application_credential_secret', 'project_name', 'project_id')
+
+
 def swift_credentials(location):
     """What a Swift connection depends on, from a parsed location."""
-    return (location.swift_url, location.user,
-            getattr(location, 'key', None))
+    return tuple(getattr(location, name, None)
+                 for name in SWIFT_CONNECTION_ATTRIBUTES)
 
 
 # --- glance_store's RBD driver ----------------------------------------------
@@ -101,6 +159,15 @@ def rbd_conf_file(store):
 
 # --- eventlet ---------------------------------------------------------------
 
+# eventlet warns as it is imported (an EventletDeprecationWarning whose
+# text starts with a newline, then this).
+EVENTLET_DEPRECATED = r'\s*Eventlet is deprecated'
+# oslo.log, oslo.service, oslo.utils and futurist each warn, with a
+# DeprecationWarning naming eventlet ("Eventlet support is deprecated",
+# "eventletutils module ..."), when used in their eventlet mode; a
+# warnings filter matches its message regardless of case.
+EVENTLET_MODE_DEPRECATED = r'.*eventlet'
+
 
 def let_exit_leave_native_threads():
     """Keep eventlet from joining its native threads at exit.
@@ -110,6 +177,20 @@ def let_exit_leave_native_threads():
     """
     from eventlet import tpool
     atexit.unregister(tpool.killall)
+
+
+# --- oslo.log ---------------------------------------------------------------
+
+
+def oslo_log_is_set_up():
+    """Whether oslo.log's setup() has run in this process.
+
+    setup() gives each handler of the root logger a formatter; the one
+    that register_options() adds before that (on stderr, for what is
+    logged too early) has none.
+    """
+    return any(handler.formatter is not None
+               for handler in logging.getLogger().handlers)
 
 
 # --- oslo.config ------------------------------------------------------------

@@ -40,6 +40,8 @@ import os
 import sys
 import warnings
 
+from glance import _compat
+
 
 class _HeldWarnings(logging.Handler):
     """The warnings raised before the log is set up, kept for it."""
@@ -82,11 +84,9 @@ def log_held_warnings():
 
 
 def _log_held_warnings_at_exit():
-    # oslo.log's setup() gives each handler of the root logger a formatter.
-    # The one its register_options() adds before that, on stderr for what
-    # is logged too early, has none: it is not a log.
-    if any(handler.formatter is not None
-           for handler in logging.getLogger().handlers):
+    # Before oslo.log's setup() the root logger's one handler, on stderr
+    # for what is logged too early, is not a log.
+    if _compat.oslo_log_is_set_up():
         log_held_warnings()
 
 
@@ -134,12 +134,12 @@ if BACKEND == 'eventlet':
     # clean pass leaves stderr, and cron's mail, empty even when Python
     # shows every warning (-W default, development mode).
     warnings.filterwarnings('ignore', category=DeprecationWarning,
-                            message=r'.*eventlet')
+                            message=_compat.EVENTLET_MODE_DEPRECATED)
 else:
     # futurist imports eventlet whenever it is installed, and eventlet's
     # deprecation warning would then reach cron's mail on every run of a
     # backend that does not use it.
-    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+    warnings.filterwarnings('ignore', message=_compat.EVENTLET_DEPRECATED)
 
 from oslo_service import backend as service_backend  # noqa: E402
 

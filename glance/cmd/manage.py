@@ -38,7 +38,6 @@ CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_ERROR = 1
 
 
 def _foreign_revisions(engine):

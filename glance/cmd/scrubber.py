@@ -24,8 +24,6 @@ because a scrub pass or another restore holds the scrub lock
 on this host.
 """
 
-import contextlib
-from importlib import metadata as importlib_metadata
 import logging as std_logging
 import os
 import signal
@@ -74,36 +72,12 @@ def register_opts(conf):
     logging.register_options(conf)
     for group, options in concurrency_opts.list_opts():
         conf.register_opts(options, group=group)
-    with _missing_drivers_unsaid():
+    with _compat.driver_import_errors_unsaid():
         glance_store.register_opts(conf)
 
 
-@contextlib.contextmanager
-def _missing_drivers_unsaid():
-    """Silence stevedore while glance_store lists every driver's options.
-
-    A driver whose optional library is missing (cinder without os-brick)
-    is of no concern unless it is configured, and then loading the stores
-    says so; otherwise stevedore would log an ERROR on every run.
-    """
-    stevedore_log = std_logging.getLogger('stevedore.extension')
-    level = stevedore_log.level
-    stevedore_log.setLevel(std_logging.CRITICAL)
-    try:
-        yield
-    finally:
-        stevedore_log.setLevel(level)
-
-
-def _known_store_types():
-    # Entry point names only: loading every driver would import the
-    # optional libraries of stores this deployment does not use.
-    return {entry_point.name for entry_point in
-            importlib_metadata.entry_points(group='glance_store.drivers')}
-
-
 def _check_store_types(store_layout):
-    known = _known_store_types()
+    known = _compat.store_driver_names()
     if store_layout.multistore:
         option = 'enabled_backends'
         wanted = {'%s:%s' % backend: backend[1]
@@ -132,7 +106,7 @@ def setup_stores(conf, store_timeout):
     store_layout = layout.StoreLayout.from_config(conf)
     _check_store_types(store_layout)
     if store_layout.multistore:
-        with _missing_drivers_unsaid():
+        with _compat.driver_import_errors_unsaid():
             glance_store.register_store_opts(conf)
     store_checks.check_datadirs(conf, store_layout)
     store_calls.bound_library_timeouts(conf, store_layout, store_timeout)

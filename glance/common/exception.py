@@ -25,10 +25,8 @@ class GlanceException(Exception):
     message = _("An unknown exception occurred")
 
     def __init__(self, message=None, **kwargs):
-        self.kwargs = kwargs
         if message is None:
             message = self.message % kwargs
-        self.msg = message
         super().__init__(message)
 
 

@@ -11,9 +11,3 @@
 # under the License.
 
 """The database layer of the glance scrubber."""
-
-
-def get_api():
-    """Return the database API module (SQLAlchemy, through oslo.db)."""
-    from glance.db.sqlalchemy import api
-    return api

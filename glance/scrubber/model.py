@@ -21,9 +21,14 @@ from glance.scrubber.stores import deleter
 
 
 class Result(enum.Enum):
+    """What became of a claimed image.
+
+    An image the pass could not claim is skipped before any worker sees
+    it: the pass counts it in the Summary, no Outcome carries it.
+    """
+
     SCRUBBED = 'scrubbed'
     FAILED = 'failed'
-    SKIPPED = 'skipped'
     IN_USE = 'in use'
 
 
@@ -92,10 +97,8 @@ class Summary:
             self.scrubbed += 1
         elif outcome.result is Result.FAILED:
             self.failed += 1
-        elif outcome.result is Result.IN_USE:
+        else:  # Result.IN_USE
             self.in_use += 1
-        else:
-            self.skipped += 1
         self.locations_deleted += len(outcome.deletions)
         self.bytes_reclaimed += outcome.bytes_reclaimed
 

@@ -286,8 +286,7 @@ def database_errors():
 def _describe(error):
     cause = getattr(error, 'inner_exception', None) or error
     cause = getattr(cause, 'orig', None) or cause
-    text = str(cause).strip().splitlines()
-    return text[0] if text else type(cause).__name__
+    return exception.one_line(cause)
 
 
 def check_schema(context):

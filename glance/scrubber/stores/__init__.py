@@ -24,6 +24,8 @@ to them (glance.scrubber.data_users). An import test holds the rule.
 * calls: each store call bounded by ``scrub_store_timeout``;
 * gate: the throttling gate every delete goes through;
 * s3, swift, rbd: what one store needs beyond glance_store's defaults;
-* checks: the start-up checks of the configured stores;
-* _compat: every private detail of a library that this tree relies on.
+* checks: the start-up checks of the configured stores.
+
+Every private or version-dependent detail of the libraries under them is
+reached through glance._compat, where a test pins each one.
 """

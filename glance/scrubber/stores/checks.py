@@ -66,14 +66,19 @@ def check_stores(store_layout, s3_stores):
         raise exception.InvalidConfiguration(reason=problem)
 
 
-def _configured_stores(store_layout):
-    """(name, type, store instance) of every configured store."""
+def _configured_stores(store_layout, of_type=None):
+    """(name, type, store instance) of every configured store.
+
+    :param of_type: only the stores of this type; None for all.
+    """
+    backends = [(name, kind) for name, kind in store_layout.backends
+                if of_type in (None, kind)]
     if store_layout.multistore:
         return [(name, kind,
                  glance_store.get_store_from_store_identifier(name))
-                for name, kind in store_layout.backends]
+                for name, kind in backends]
     return [(kind, kind, glance_store.get_store_from_scheme(kind))
-            for _name, kind in store_layout.backends]
+            for _name, kind in backends]
 
 
 def check_can_delete(store_layout):
@@ -97,8 +102,8 @@ def check_can_delete(store_layout):
 
 
 def _rbd_stores(store_layout):
-    return [store for _name, kind, store in _configured_stores(store_layout)
-            if kind == layout.RBD_TYPE]
+    return [store for _name, _kind, store in
+            _configured_stores(store_layout, layout.RBD_TYPE)]
 
 
 def _missing_rbd_pools(store_layout):

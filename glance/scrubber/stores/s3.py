@@ -30,8 +30,8 @@ client has connections; another instance is opened only when all are busy.
 With a pool of P workers that is ceil(P / 10) clients for the life of the
 process instead of one per request.
 
-This module is the one place that reaches into the driver (the client
-factory method). The unit tests pin the driver behaviour it relies on, so
+The driver is reached into (the client factory method) through
+glance._compat only; its tests pin the driver behaviour this relies on, so
 a change in glance_store shows up as a failing test, not a slow scrubber.
 """
 
@@ -84,7 +84,7 @@ def _no_retry_when_throttled(response=None, **kwargs):
 
 
 def _bucket_problem(shared):
-    bucket = shared.store.bucket
+    bucket = _compat.s3_bucket(shared.store)
     try:
         shared.client.head_bucket(Bucket=bucket)
     except boto_exceptions.ClientError as error:

@@ -26,9 +26,9 @@ Connections are kept per store and per credentials of the location,
 which is all a connection depends on. The multi-tenant store is left to
 glance_store: its connections carry the token of the request's context.
 
-This module is the one place that hands the driver a connection; the
-functional tests pin the driver behaviour it relies on against a real
-Swift.
+This module is the one place that hands the driver a connection, through
+glance._compat, whose tests pin the driver behaviour it relies on; the
+functional tests run it against a real Swift.
 """
 
 import collections

@@ -341,10 +341,6 @@ class RbdPool:
         """
         return self._name(url) in self._trash()
 
-    def purge_from_trash(self, url):
-        """Delete the image of *url* from the trash, for good."""
-        rbd.RBD().trash_remove(self._ioctx, self._trash()[self._name(url)])
-
 
 def client_conf(cluster, path, options):
     """Write a ceph.conf for clients: the cluster's plus [client] *options*.

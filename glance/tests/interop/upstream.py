@@ -324,9 +324,6 @@ class ApiClient:
     def add_tag(self, image_id, tag):
         self.expect(204, 'PUT', '/v2/images/%s/tags/%s' % (image_id, tag))
 
-    def remove_tag(self, image_id, tag):
-        self.expect(204, 'DELETE', '/v2/images/%s/tags/%s' % (image_id, tag))
-
     # --- members (images with visibility 'shared')
 
     def add_member(self, image_id, member):

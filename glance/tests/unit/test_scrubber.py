@@ -1270,7 +1270,7 @@ class TestSummary(testtools.TestCase):
                 claim, result, deletions=[(1, Deletion.DELETED)],
                 bytes_reclaimed=10))
 
-        self.assertEqual((1, 1, 1, 1, 4, 40), (
+        self.assertEqual((1, 1, 0, 1, 3, 30), (
             summary.scrubbed, summary.failed, summary.skipped,
             summary.in_use, summary.locations_deleted,
             summary.bytes_reclaimed))
