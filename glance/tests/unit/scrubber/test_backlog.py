@@ -18,6 +18,7 @@ network cut: it must decide as delete() would, and touch nothing.
 
 import os
 
+import fixtures
 import testtools
 
 from glance.common import crypt
@@ -25,22 +26,22 @@ from glance.db.sqlalchemy import api as db_api
 from glance.scrubber import backlog
 from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import errors
-from glance.tests.unit import test_store_policy
+from glance.tests.unit.scrubber import base
 
 Deletion = store_deleter.Deletion
 KEY = 'sixteen byte key'
 SECRET = 'plan-secret-key'
 
 
-class TestPlan(test_store_policy.SingleStoreTestCase):
+class TestPlan(base.SingleStoreTestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(test_store_policy.NoNetwork())
+        self.useFixture(base.NoNetwork())
 
     def plan(self, url, image_id='image-1'):
         return self.deleter.plan(image_id,
-                                 test_store_policy.location(url))
+                                 base.store_location(url))
 
     def test_data_in_the_datadir_would_be_deleted_and_is_kept(self):
         url = self.in_datadir('image-1')
@@ -49,8 +50,8 @@ class TestPlan(test_store_policy.SingleStoreTestCase):
         self.assertTrue(os.path.exists(url[len('file://'):]))
 
     def test_a_file_outside_every_datadir_is_refused(self):
-        outside = self.useFixture(test_store_policy.fixtures.TempDir()).path
-        url = 'file://' + test_store_policy.put(outside, 'precious')
+        outside = self.useFixture(fixtures.TempDir()).path
+        url = 'file://' + base.put(outside, 'precious')
 
         error = self.assertRaises(errors.LocationError, self.plan, url)
         self.assertIn('outside every filesystem_store_datadir', str(error))

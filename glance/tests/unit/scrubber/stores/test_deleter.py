@@ -29,9 +29,7 @@ import glance_store
 from glance_store import exceptions as store_exceptions
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
-from oslo_utils import timeutils
 import pytest
-import sqlalchemy as sa
 import testtools
 
 from glance.cmd import scrubber as cmd
@@ -42,34 +40,21 @@ from glance import scrubber
 from glance.scrubber import data_users
 from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import errors
-from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
 from glance.scrubber.stores import urls
 from glance.tests import seed
-from glance.tests import unit
+from glance.tests.unit.scrubber.base import DatabaseTestCase
+from glance.tests.unit.scrubber.base import datadirs_of
+from glance.tests.unit.scrubber.base import NoNetwork
+from glance.tests.unit.scrubber.base import put
+from glance.tests.unit.scrubber.base import SingleStoreTestCase
+from glance.tests.unit.scrubber.base import store_location
 
 Deletion = store_deleter.Deletion
 KEY = 'sixteen byte key'
 
 
-def location(url, meta_data=None, location_id=1):
-    return db_api.PendingLocation(location_id, url, meta_data)
-
-
-def put(folder, name, data=b'image data'):
-    path = os.path.join(folder, name)
-    with open(path, 'wb') as image_file:
-        image_file.write(data)
-    return path
-
-
 # --- configured_datadirs ----------------------------------------------------
-
-
-def datadirs_of(conf):
-    """The file datadirs of the stores *conf* configures."""
-    return layout.configured_datadirs(conf,
-                                      layout.StoreLayout.from_config(conf))
 
 
 class TestConfiguredDatadirs(testtools.TestCase):
@@ -353,38 +338,6 @@ class TestDataKey(testtools.TestCase):
 # --- DataUsers --------------------------------------------------------------
 
 
-class DatabaseTestCase(unit.SQLiteTestCase):
-    """With images as glance-api leaves them."""
-
-    def live_image(self, *urls):
-        return seed.insert(self.db.engine, [seed.Image(
-            [seed.Location(url, status='active') for url in urls],
-            status='active', deleted=False)])[0]
-
-    def pending_image(self, *urls, **kwargs):
-        return seed.insert(self.db.engine, [seed.Image(
-            [seed.Location(url) for url in urls], **kwargs)])[0]
-
-    def claim(self, *images):
-        """Claim *images* as a pass does: the Claims of one batch."""
-        now = timeutils.utcnow()
-        claims = db_api.claim_images(
-            self.context, [db_api.Candidate(image.id) for image in images],
-            now, now)
-        self.assertEqual(sorted(image.id for image in images),
-                         [one.image_id for one in claims])
-        return claims
-
-    def location_of(self, image, index=0):
-        """The PendingLocation of *image*'s location, as a claim has it."""
-        with self.db.engine.connect() as connection:
-            location_id = list(connection.scalars(
-                sa.select(seed.LOCATIONS.c.id)
-                .where(seed.LOCATIONS.c.image_id == image.id)
-                .order_by(seed.LOCATIONS.c.id)))[index]
-        return location(image.locations[index].url, location_id=location_id)
-
-
 def besides(users, location, image_id):
     """DataUsers.users_besides() for a PendingLocation."""
     return users.users_besides(users.digest_of(location), image_id)
@@ -412,12 +365,12 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual({live.id}, besides(
-            users, location('s3://access:secret@host/bucket/key/'),
+            users, store_location('s3://access:secret@host/bucket/key/'),
             pending.id))
         self.assertEqual({pending.id}, besides(
-            users, location('s3://host/bucket/key'), live.id))
+            users, store_location('s3://host/bucket/key'), live.id))
         self.assertEqual(set(), besides(
-            users, location('s3://host/bucket/other'), pending.id))
+            users, store_location('s3://host/bucket/other'), pending.id))
 
     def test_a_restorable_image_is_a_user_of_its_data(self):
         # pending_delete, so a restore can still bring it back: young or
@@ -430,9 +383,9 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual({young.id}, besides(
-            users, location('file:///srv/images/a'), eligible.id))
+            users, store_location('file:///srv/images/a'), eligible.id))
         self.assertEqual({eligible.id}, besides(
-            users, location('file:///srv/images/a'), young.id))
+            users, store_location('file:///srv/images/a'), young.id))
 
     def test_a_claimed_image_is_not_a_user_of_its_data(self):
         # A pass claimed it (deleted, its locations still pending_delete):
@@ -444,7 +397,7 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual(set(), besides(
-            users, location('file:///srv/images/a'), 'another-image'))
+            users, store_location('file:///srv/images/a'), 'another-image'))
 
     def test_locations_already_deleted_are_not_users(self):
         seed.insert(self.db.engine, [
@@ -458,7 +411,7 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual(set(), besides(
-            users, location('file:///srv/images/a'), 'another-image'))
+            users, store_location('file:///srv/images/a'), 'another-image'))
 
     def test_images_claimed_in_one_batch_no_longer_need_their_data(self):
         # Two eligible images share data and are claimed together: neither
@@ -514,9 +467,10 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual({live.id}, besides(
-            users, location('file:///srv/images/new'), 'another-image'))
+            users, store_location('file:///srv/images/new'), 'another-image'))
         self.assertEqual({young.id}, besides(
-            users, location('file:///srv/images/young'), 'another-image'))
+            users, store_location('file:///srv/images/young'),
+            'another-image'))
 
     def test_a_refresh_reads_only_the_locations_added_since(self):
         self.live_image('file:///srv/images/old')
@@ -550,7 +504,7 @@ class TestDataUsers(DatabaseTestCase):
         live = self.live_image('file:///srv/images/new')
 
         users.refresh(self.context)
-        too_soon = besides(users, location('file:///srv/images/new'),
+        too_soon = besides(users, store_location('file:///srv/images/new'),
                            'another-image')
         # A new pass starts over: its first refresh always reads.
         users.forget()
@@ -558,7 +512,7 @@ class TestDataUsers(DatabaseTestCase):
 
         self.assertEqual(set(), too_soon)
         self.assertEqual({live.id}, besides(
-            users, location('file:///srv/images/new'), 'another-image'))
+            users, store_location('file:///srv/images/new'), 'another-image'))
 
     def test_the_first_refresh_of_a_pass_always_reads(self):
         users = data_users.DataUsers(urls.LocationUrls())
@@ -571,7 +525,7 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual({live.id, other.id}, besides(
-            users, location('file:///srv/images/a'), 'another-image'))
+            users, store_location('file:///srv/images/a'), 'another-image'))
 
     def test_an_image_restored_since_the_first_refresh_is_still_a_user(self):
         # Restored on another host mid-pass: its location keeps its id, so
@@ -587,7 +541,8 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual({restored.id}, besides(
-            users, location('file:///srv/images/shared'), 'another-image'))
+            users, store_location('file:///srv/images/shared'),
+            'another-image'))
 
     def test_forget_drops_what_an_earlier_refresh_saw(self):
         live = self.live_image('file:///srv/images/a')
@@ -606,7 +561,7 @@ class TestDataUsers(DatabaseTestCase):
         users.refresh(self.context)
 
         self.assertEqual(set(), besides(
-            users, location('file:///srv/images/a'), 'another-image'))
+            users, store_location('file:///srv/images/a'), 'another-image'))
 
     def test_forget_drops_the_images_claimed(self):
         # What claimed() removed comes back with the next pass's read, if
@@ -639,7 +594,7 @@ class TestDataUsers(DatabaseTestCase):
             deleter.data_users, self.location_of(pending), pending.id))
         self.assertEqual({live.id}, besides(
             deleter.data_users,
-            location(crypt.urlsafe_encrypt(KEY, 'file:///srv/images/a')),
+            store_location(crypt.urlsafe_encrypt(KEY, 'file:///srv/images/a')),
             'another-image'))
 
     def test_a_value_that_does_not_decrypt_is_left_out(self):
@@ -652,56 +607,11 @@ class TestDataUsers(DatabaseTestCase):
 
         self.assertEqual({live.id}, besides(
             deleter.data_users,
-            location(crypt.urlsafe_encrypt(KEY, 'file:///srv/images/a')),
+            store_location(crypt.urlsafe_encrypt(KEY, 'file:///srv/images/a')),
             'another-image'))
 
 
 # --- StoreDeleter, single store ---------------------------------------------
-
-
-class NoNetwork(fixtures.Fixture):
-    """Fails any attempt to open a network connection."""
-
-    def _setUp(self):
-        def connect(sock, address):
-            raise AssertionError('network connection to %s' % (address,))
-
-        self.useFixture(fixtures.MonkeyPatch('socket.socket.connect',
-                                             connect))
-
-
-class SingleStoreTestCase(DatabaseTestCase):
-    """glance_store's file and http stores, as [glance_store] stores."""
-
-    def setUp(self):
-        super().setUp()
-        self.conf = self.useFixture(config_fixture.Config(cfg.CONF)).conf
-        self.datadir = self.useFixture(fixtures.TempDir()).path
-        glance_store.register_opts(self.conf)
-        self.conf.set_override('stores', ['file', 'http'],
-                               group='glance_store')
-        self.conf.set_override('default_store', 'file', group='glance_store')
-        self.conf.set_override('filesystem_store_datadir', self.datadir,
-                               group='glance_store')
-        glance_store.create_stores(self.conf)
-        self.deleter = self.make_deleter()
-
-    def make_deleter(self, **kwargs):
-        datadirs = layout.FileDatadirs(
-            datadirs_of(self.conf))
-        # Throttled deletes are sent again without the waits.
-        kwargs.setdefault('gate', store_gate.StoreGate(
-            store_deleter.UNBOUNDED, sleep=lambda seconds: None))
-        kwargs.setdefault('data_users', data_users.DataUsers(
-            urls.LocationUrls(kwargs.get('encryption_key'))))
-        return store_deleter.StoreDeleter(self.context, datadirs=datadirs,
-                                          **kwargs)
-
-    def in_datadir(self, name):
-        return 'file://' + put(self.datadir, name)
-
-    def delete(self, url, image_id='image-1', deleter=None):
-        return (deleter or self.deleter).delete(image_id, location(url))
 
 
 class TestStoreDeleter(SingleStoreTestCase):
@@ -912,13 +822,13 @@ class TestStoreDeleter(SingleStoreTestCase):
         url = self.in_datadir('image-1')
         missing = 'file://' + os.path.join(self.datadir, 'never-there')
 
-        self.assertTrue(self.deleter.data_present(location(url)))
-        self.assertFalse(self.deleter.data_present(location(missing)))
+        self.assertTrue(self.deleter.data_present(store_location(url)))
+        self.assertFalse(self.deleter.data_present(store_location(missing)))
 
     def test_data_present_when_the_store_cannot_tell(self):
         error = self.assertRaises(errors.LocationError,
                                   self.deleter.data_present,
-                                  location('gopher://somewhere/image'))
+                                  store_location('gopher://somewhere/image'))
 
         self.assertIn('cannot tell whether it has the data', str(error))
 
@@ -1021,7 +931,7 @@ class TestMultiStore(DatabaseTestCase):
                 datadirs_of(self.conf)))
 
     def delete(self, url, meta_data):
-        return self.deleter.delete('image-1', location(url, meta_data))
+        return self.deleter.delete('image-1', store_location(url, meta_data))
 
     def test_deletes_from_the_backend_named_in_the_metadata(self):
         on_fast = put(self.fast, 'image')
@@ -1062,10 +972,10 @@ class TestMultiStore(DatabaseTestCase):
         path = put(self.cheap, 'image')
 
         self.assertTrue(self.deleter.data_present(
-            location('file://' + path, '{"store": "cheap"}')))
+            store_location('file://' + path, '{"store": "cheap"}')))
         self.assertFalse(self.deleter.data_present(
-            location('file://' + os.path.join(self.cheap, 'nothing'),
-                     '{"store": "cheap"}')))
+            store_location('file://' + os.path.join(self.cheap, 'nothing'),
+                           '{"store": "cheap"}')))
 
 
 class TestWorkerWithTheRealDeleter(SingleStoreTestCase):
@@ -1076,11 +986,11 @@ class TestWorkerWithTheRealDeleter(SingleStoreTestCase):
         shared = self.in_datadir('shared')
         self.live_image(shared)
         self.deleter.data_users.refresh(self.context)
-        locations = [location(deleted, location_id=1),
-                     location('file://%s/gone' % self.datadir,
-                              location_id=2),
-                     location(shared, location_id=3),
-                     location('http://web.example.com/x', location_id=4)]
+        locations = [store_location(deleted, location_id=1),
+                     store_location('file://%s/gone' % self.datadir,
+                                    location_id=2),
+                     store_location(shared, location_id=3),
+                     store_location('http://web.example.com/x', location_id=4)]
         self.useFixture(NoNetwork())
 
         outcome = scrubber.Worker(self.deleter)(db_api.Claim(

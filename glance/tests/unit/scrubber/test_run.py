@@ -12,10 +12,11 @@
 
 """The worker, the scrub pass and restore, on a real SQLite database.
 
-The store side is a recording deleter here: it answers with
-store_policy's Deletions and raises its exceptions on cue, so that a test
-can make one location fail, slow every delete down or watch concurrency.
-The real StoreDeleter is exercised in test_store_policy.py, and at the end
+The store side is a recording deleter here (base.RecordingDeleter): it
+answers with the deleter's Deletions and raises the store errors on cue,
+so that a test can make one location fail, slow every delete down or
+watch concurrency. The real StoreDeleter is exercised in
+stores/test_deleter.py, and at the end
 of this module (TestRealFileStore) a pass runs through it and glance_store's
 file store.
 
@@ -26,7 +27,6 @@ age past the claim timeout; nothing here sleeps to wait for something.
 import datetime
 import os
 import threading
-import time
 
 import eventlet
 import fixtures
@@ -43,200 +43,18 @@ from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
 from glance.scrubber import data_users
 from glance.scrubber.stores import deleter as store_deleter
-from glance.scrubber.stores import errors
-from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
 from glance.scrubber.stores import urls
 from glance.tests import seed
-from glance.tests import unit
+from glance.tests.unit.scrubber.base import claim_of
+from glance.tests.unit.scrubber.base import CLAIM_TIMEOUT
+from glance.tests.unit.scrubber.base import ordered_id
+from glance.tests.unit.scrubber.base import pending_image
+from glance.tests.unit.scrubber.base import RecordingDeleter
+from glance.tests.unit.scrubber.base import ScrubberTestCase
+from glance.tests.unit.scrubber.base import urls_of
 
 Deletion = store_deleter.Deletion
-CLAIM_TIMEOUT = 600
-
-
-class FakeDataUsers:
-    """Stands for data_users.DataUsers: records calls, runs a hook.
-
-    :ivar events: 'forget', 'refresh' and ('claimed', [image ids]), in
-        the order the pass made them.
-    """
-
-    def __init__(self, on_refresh=None):
-        self.on_refresh = on_refresh
-        self.events = []
-
-    def forget(self):
-        self.events.append('forget')
-
-    def refresh(self, context):
-        self.events.append('refresh')
-        if self.on_refresh:
-            self.on_refresh()
-
-    def claimed(self, claims):
-        self.events.append(('claimed', [claim.image_id for claim in claims]))
-
-
-class RecordingDeleter:
-    """Stands for StoreDeleter: records deletes, fails and sleeps on cue.
-
-    :param fail_urls: URLs whose delete raises LocationError.
-    :param missing_urls: URLs the store does not have (ALREADY_GONE).
-    :param in_use_urls: URLs whose data is in use (LocationInUse).
-    :param shared_urls: URLs another image may need (SHARED).
-    :param not_owned_urls: URLs of a store that cannot delete (NOT_OWNED).
-    :param crash_urls: URLs whose delete raises an unexpected error.
-    :param gone_urls: URLs whose data a restore finds gone.
-    :param unknowable_urls: URLs whose presence the store cannot tell.
-    :param delay: seconds each delete takes.
-    :param sleep: the sleep function (eventlet.sleep for green threads).
-    :param on_delete: called with (image id, location) before each delete.
-    :ivar deleted: the URLs the store was asked to delete (found or not).
-    :ivar asked: every URL the deleter was handed, in order.
-    """
-
-    def __init__(self, fail_urls=(), missing_urls=(), in_use_urls=(),
-                 shared_urls=(), not_owned_urls=(), crash_urls=(),
-                 gone_urls=(), unknowable_urls=(), delay=0.0,
-                 sleep=time.sleep, on_delete=None, on_refresh=None):
-        self.fail_urls = set(fail_urls)
-        self.missing_urls = set(missing_urls)
-        self.in_use_urls = set(in_use_urls)
-        self.shared_urls = set(shared_urls)
-        self.not_owned_urls = set(not_owned_urls)
-        self.crash_urls = set(crash_urls)
-        self.gone_urls = set(gone_urls)
-        self.unknowable_urls = set(unknowable_urls)
-        self.delay = delay
-        self.sleep = sleep
-        self.on_delete = on_delete
-        self.data_users = FakeDataUsers(on_refresh)
-        # The real gate, never throttled: the pass reports its pacing.
-        self.gate = store_gate.StoreGate(store_deleter.UNBOUNDED)
-        self.passes_started = 0
-        self.deleted = []
-        self.asked = []
-        self.spans = []
-        self.busy = 0
-        self.most_busy = 0
-        self._lock = threading.Lock()
-
-    def start_pass(self):
-        self.passes_started += 1
-
-    def delete(self, image_id, location):
-        with self._lock:
-            self.busy += 1
-            self.most_busy = max(self.most_busy, self.busy)
-            self.asked.append(location.url)
-        started = time.monotonic()
-        try:
-            return self._delete(image_id, location)
-        finally:
-            with self._lock:
-                self.busy -= 1
-                self.spans.append((location.url, started, time.monotonic()))
-
-    def _delete(self, image_id, location):
-        if self.on_delete:
-            self.on_delete(image_id, location)
-        if self.delay:
-            self.sleep(self.delay)
-        url = location.url
-        if url in self.crash_urls:
-            raise RuntimeError('driver bug for %s' % url)
-        if url in self.fail_urls:
-            raise errors.LocationError('store said no to %s' % url)
-        if url in self.in_use_urls:
-            raise errors.LocationInUse('%s has clones' % url)
-        if url in self.shared_urls:
-            return Deletion.SHARED
-        if url in self.not_owned_urls:
-            return Deletion.NOT_OWNED
-        self.deleted.append(url)
-        if url in self.missing_urls:
-            return Deletion.ALREADY_GONE
-        return Deletion.DELETED
-
-    def data_present(self, location):
-        if location.url in self.unknowable_urls:
-            raise errors.LocationError('store unreachable')
-        return location.url not in self.gone_urls
-
-
-def pending_image(name, count=1, **kwargs):
-    """A pending_delete image whose location URLs name the image."""
-    urls = ['file:///store/%s-%d' % (name, index) for index in range(count)]
-    return seed.Image(locations=[seed.Location(url) for url in urls],
-                      **kwargs)
-
-
-def ordered_id(number):
-    """An image id that sorts by *number* (the queue's order)."""
-    return '00000000-0000-0000-0000-%012d' % number
-
-
-def urls_of(image):
-    return [location.url for location in image.locations]
-
-
-class ScrubberTestCase(unit.SQLiteTestCase):
-    """A migrated SQLite database and a Scrubber factory."""
-
-    backend = 'threading'
-
-    def setUp(self):
-        super().setUp()
-        self.lock_path = self.useFixture(fixtures.TempDir()).path
-        # What a restore on another host uses: the database, not the lock.
-        self.other_host_lock_path = self.useFixture(fixtures.TempDir()).path
-        self.logs = self.useFixture(fixtures.FakeLogger(
-            name='glance.scrubber', level='DEBUG'))
-
-    def settings(self, pool_size=1, scrub_time=0, claim_timeout=CLAIM_TIMEOUT,
-                 not_found_ratio=0.5, report_interval=60.0):
-        return scrubber.Settings(
-            scrub_pool_size=pool_size, scrub_time=scrub_time,
-            lock_path=self.lock_path, scrub_claim_timeout=claim_timeout,
-            scrub_not_found_ratio=not_found_ratio,
-            report_interval=report_interval)
-
-    def make_scrubber(self, deleter, pool_size=1, scrub_time=0,
-                      executors=None, membership=None, page_size=None,
-                      **settings):
-        return scrubber.Scrubber(
-            self.context, self.settings(pool_size, scrub_time, **settings),
-            deleter, deleter.data_users, deleter.gate,
-            executors or scrubber.Executors(self.backend),
-            membership=membership, page_size=page_size)
-
-    def insert(self, *images):
-        return seed.insert(self.db.engine, images)
-
-    def status_of(self, image):
-        return seed.image_status(self.db.engine, image.id).status
-
-    def location_statuses(self, image):
-        return [status for _url, status, _deleted
-                in seed.location_states(self.db.engine, image.id)]
-
-    def set_image(self, image, **values):
-        with self.db.engine.begin() as connection:
-            connection.execute(seed.IMAGES.update()
-                               .where(seed.IMAGES.c.id == image.id)
-                               .values(**values))
-
-    def move_clock(self, seconds):
-        """From now on, the scrubber and the database API see this time."""
-        timeutils.set_time_override(
-            timeutils.utcnow() + datetime.timedelta(seconds=seconds))
-        self.addCleanup(timeutils.clear_time_override)
-
-
-def claim_of(image, locations=(), token=None, retaken=False, size=1000):
-    """A Claim of *image* as the pass hands it to the worker."""
-    return db_api.Claim(image, size, token or db_api.claim_token(),
-                        tuple(locations), retaken)
 
 
 def location(location_id, url):

@@ -33,7 +33,7 @@ from glance import scrubber
 from glance.scrubber import coordination
 from glance.tests import coordination_servers
 from glance.tests import seed
-from glance.tests.unit import test_scrubber
+from glance.tests.unit.scrubber import base
 
 IMAGE_IDS = ['00000000-0000-0000-0000-%012d' % n for n in range(200)]
 CLAIM_TIMEOUT = 600
@@ -314,7 +314,7 @@ class TestConfiguration(testtools.TestCase):
                       str(error))
 
 
-class TestPassesOfTwoMembers(test_scrubber.ScrubberTestCase):
+class TestPassesOfTwoMembers(base.ScrubberTestCase):
     """Two scrubbers in one group, one database: each claims its share."""
 
     def setUp(self):
@@ -334,11 +334,11 @@ class TestPassesOfTwoMembers(test_scrubber.ScrubberTestCase):
             membership=member)
 
     def test_each_image_is_scrubbed_by_one_member_and_none_is_raced(self):
-        images = [test_scrubber.pending_image('img%d' % n)
+        images = [base.pending_image('img%d' % n)
                   for n in range(40)]
         self.insert(*images)
-        first_deleter = test_scrubber.RecordingDeleter()
-        second_deleter = test_scrubber.RecordingDeleter()
+        first_deleter = base.RecordingDeleter()
+        second_deleter = base.RecordingDeleter()
         first, first_scrubber = self.member_scrubber(first_deleter,
                                                      self.lock_path)
         second, second_scrubber = self.member_scrubber(
