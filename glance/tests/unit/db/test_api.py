@@ -40,6 +40,7 @@ from glance.db.sqlalchemy import models
 from glance.tests import databases
 from glance.tests import seed
 from glance.tests.unit import children
+from glance.tests.unit import conftest
 from glance.tests.unit.db import set_up_database
 
 IMAGES = models.Image.__table__
@@ -49,28 +50,6 @@ CLAIM_TIMEOUT = datetime.timedelta(seconds=60)
 TRANSACTION_CONTROL = ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT',
                        'RELEASE')
 BEING_SCRUBBED = 'is being scrubbed'
-
-
-def _clear(engine):
-    with engine.begin() as connection:
-        children.clear(connection)
-        connection.execute(LOCATIONS.delete())
-        connection.execute(IMAGES.delete())
-
-
-@pytest.fixture(scope='module', params=databases.BACKENDS)
-def database(request):
-    database = set_up_database(request.param)
-    request.addfinalizer(database.cleanUp)
-    return database
-
-
-@pytest.fixture
-def db(database):
-    _clear(database.engine)
-    api.configure(connection=database.url, max_retries=1, retry_interval=0)
-    yield database
-    api.reset()
 
 
 @pytest.fixture(scope='module')
@@ -83,7 +62,7 @@ def replica_database(database):
 @pytest.fixture
 def replica(db, replica_database):
     """A stale copy, configured as ``[database] slave_connection``."""
-    _clear(replica_database.engine)
+    conftest.clear(replica_database.engine)
     api.configure(connection=db.url, slave_connection=replica_database.url,
                   max_retries=1, retry_interval=0)
     return replica_database

@@ -36,9 +36,7 @@ from glance import context as glance_context
 from glance.db.sqlalchemy import api
 from glance import scrubber
 from glance.scrubber import metrics
-from glance.tests import databases
 from glance.tests import seed
-from glance.tests.unit.db import set_up_database
 
 NAME = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*$')
 NOW = datetime.datetime(2026, 11, 28, 12, 0, 0)
@@ -303,23 +301,6 @@ def test_no_metrics_file_writes_nothing(tmp_path):
 
 
 # --- the backlog, on every database -----------------------------------------
-
-
-@pytest.fixture(scope='module', params=databases.BACKENDS)
-def database(request):
-    database = set_up_database(request.param)
-    request.addfinalizer(database.cleanUp)
-    return database
-
-
-@pytest.fixture
-def db(database):
-    with database.engine.begin() as connection:
-        connection.execute(seed.LOCATIONS.delete())
-        connection.execute(seed.IMAGES.delete())
-    api.configure(connection=database.url, max_retries=1, retry_interval=0)
-    yield database
-    api.reset()
 
 
 def test_backlog_counts_the_pending_delete_images_and_the_oldest(db):

@@ -1,0 +1,46 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""pytest fixtures the unit tests share: a migrated database per server."""
+
+import pytest
+
+from glance.db.sqlalchemy import api
+from glance.db.sqlalchemy import models
+from glance.tests import databases
+from glance.tests.unit import children
+from glance.tests.unit.db import set_up_database
+
+
+@pytest.fixture(scope='module', params=databases.BACKENDS)
+def database(request):
+    """A migrated database on each server (SQLite, MariaDB, PostgreSQL)."""
+    database = set_up_database(request.param)
+    request.addfinalizer(database.cleanUp)
+    return database
+
+
+@pytest.fixture
+def db(database):
+    """The database emptied, and the database API configured on it."""
+    clear(database.engine)
+    api.configure(connection=database.url, max_retries=1, retry_interval=0)
+    yield database
+    api.reset()
+
+
+def clear(engine):
+    """Delete every image and what hangs off it."""
+    with engine.begin() as connection:
+        children.clear(connection)
+        connection.execute(models.ImageLocation.__table__.delete())
+        connection.execute(models.Image.__table__.delete())
