@@ -42,7 +42,7 @@ import sys
 
 import sqlalchemy as sa
 
-from glance.tests.functional import fixtures as harness
+from glance.tests.harness import fixtures as harness
 from glance.tests import seed
 
 BACKEND = 'objects'

@@ -304,7 +304,7 @@ def _fail(error):
     a second time: it is then said on stderr only.
     """
     _say(error)
-    if std_logging.getLogger().handlers:
+    if _compat.oslo_log_is_set_up():
         LOG.error('%s', error)
 
 

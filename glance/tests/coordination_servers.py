@@ -35,9 +35,9 @@ import uuid
 import fixtures
 
 from glance.tests import databases
-from glance.tests.functional.fixtures import free_port
-from glance.tests.functional.fixtures import LOOPBACK
-from glance.tests.functional.fixtures import wait_until
+from glance.tests.harness.fixtures import free_port
+from glance.tests.harness.fixtures import LOOPBACK
+from glance.tests.harness.fixtures import wait_until
 
 SHARED_REDIS_URL = os.environ.get('GLANCE_TEST_REDIS_URL',
                                   'redis://127.0.0.1:6379')

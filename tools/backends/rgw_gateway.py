@@ -61,7 +61,7 @@ BINARIES = ('radosgw', 'radosgw-admin')
 NAME = 'client.rgw.a'
 DAEMON = 'ceph-' + NAME
 # The S3 user, and the keys the functional tests sign their requests
-# with (glance.tests.functional.fixtures.S3_ACCESS_KEY, S3_SECRET_KEY).
+# with (glance.tests.harness.fixtures.S3_ACCESS_KEY, S3_SECRET_KEY).
 S3_USER = 'glance'
 ACCESS_KEY = 'AKIAGLANCETEST'
 SECRET_KEY = 'glance-test-secret'

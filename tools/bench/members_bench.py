@@ -48,8 +48,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from glance.tests import coordination_servers  # noqa: E402
 from glance.tests import databases  # noqa: E402
-from glance.tests.functional import fixtures as harness  # noqa: E402
-from glance.tests.functional import scenario  # noqa: E402
+from glance.tests.harness import fixtures as harness  # noqa: E402
+from glance.tests.harness import scenario  # noqa: E402
 from glance.tests import seed  # noqa: E402
 
 RST_PATH = TREE / 'doc' / 'source' / 'admin' / 'scrubber-members-benchmark.rst'

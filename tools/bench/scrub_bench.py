@@ -70,7 +70,7 @@ sys.path.insert(0, str(TREE))
 import sqlalchemy as sa  # noqa: E402
 
 from glance.tests import databases  # noqa: E402
-from glance.tests.functional import fixtures as harness  # noqa: E402
+from glance.tests.harness import fixtures as harness  # noqa: E402
 from glance.tests import seed  # noqa: E402
 
 import upstream_env  # noqa: E402
@@ -743,7 +743,7 @@ def write_rst(results, checks, meta, path=RST_PATH):
         'glance-api (rows written directly, data really in the store: '
         'empty files for the file store, 64-byte objects in a local moto '
         'S3 server (moto\'s S3 served by waitress: '
-        'glance/tests/functional/s3_server.py) reached through a proxy '
+        'glance/tests/harness/s3_server.py) reached through a proxy '
         'adding %d ms to each request), runs one pass of the real '
         '``glance-scrubber`` as a process of its own and checks that '
         'every image and location row is ``deleted`` and the store is '

@@ -58,9 +58,9 @@ TREE = BENCH.parent.parent
 sys.path.insert(0, str(TREE))
 
 from glance.tests import databases  # noqa: E402
-from glance.tests.functional import ceph  # noqa: E402
-from glance.tests.functional import fixtures as harness  # noqa: E402
-from glance.tests.functional import swift  # noqa: E402
+from glance.tests.harness import ceph  # noqa: E402
+from glance.tests.harness import fixtures as harness  # noqa: E402
+from glance.tests.harness import swift  # noqa: E402
 from glance.tests import seed  # noqa: E402
 
 import scrub_bench  # noqa: E402

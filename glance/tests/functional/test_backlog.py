@@ -24,9 +24,9 @@ import uuid
 import pytest
 
 from glance.common import crypt
-from glance.tests.functional import ceph
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import ceph
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DATABASES = ('sqlite', 'mysql', 'postgresql')

@@ -24,8 +24,8 @@ import pytest
 
 from glance.tests import databases
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 # A closed loopback port: connections are refused at once. One connection

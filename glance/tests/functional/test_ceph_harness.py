@@ -30,9 +30,9 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import pytest
 
-from glance.tests.functional import ceph
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures as harness
+from glance.tests.harness import ceph
+from glance.tests.harness import fixtures as harness
 
 DATA = b'0123456789abcdef' * 4096
 

@@ -25,12 +25,11 @@ import os
 
 from oslo_utils import timeutils
 import pytest
-import sqlalchemy as sa
 
 from glance.tests import databases
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DATABASES = ('sqlite', 'mysql', 'postgresql')
@@ -109,17 +108,6 @@ def backdate_claims(engine, seconds=7200):
                            .values(updated_at=stamp))
 
 
-def claimed_ids(engine):
-    """Images claimed and not finished: deleted, a location pending."""
-    with engine.connect() as connection:
-        return set(connection.scalars(
-            sa.select(seed.LOCATIONS.c.image_id).distinct()
-            .join(seed.IMAGES,
-                  seed.IMAGES.c.id == seed.LOCATIONS.c.image_id)
-            .where(seed.IMAGES.c.status == 'deleted',
-                   seed.LOCATIONS.c.status == 'pending_delete')))
-
-
 @pytest.mark.parametrize('database', DATABASES, indirect=True)
 @pytest.mark.parametrize('step', ('delete', 'record'))
 def test_a_pass_killed_after_its_claims_is_finished_by_a_later_one(
@@ -141,7 +129,7 @@ def test_a_pass_killed_after_its_claims_is_finished_by_a_later_one(
         scrub.wait_until_paused()
         scrub.kill()
 
-    claimed = claimed_ids(engine)
+    claimed = scenario.claimed_ids(engine)
     assert claimed, 'the pass was killed before it claimed anything'
     refused_as_claimed(fixtures.run_scrubber(
         config.on_another_host(tmp_path / 'elsewhere'), '--restore',
@@ -149,7 +137,7 @@ def test_a_pass_killed_after_its_claims_is_finished_by_a_later_one(
 
     run = fixtures.run_scrubber(config)
     assert run.returncode == 0, run.describe()
-    assert claimed_ids(engine) == claimed  # not taken: not old enough
+    assert scenario.claimed_ids(engine) == claimed  # not taken: not old enough
     backdate_claims(engine)
     run = fixtures.run_scrubber(config)
 

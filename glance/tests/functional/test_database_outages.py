@@ -23,9 +23,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
-from glance.tests.functional import tcp_proxy
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
+from glance.tests.harness import tcp_proxy
 from glance.tests import seed
 
 DELAY = 0.1  # seconds per store request: a pass of a few seconds

@@ -25,8 +25,8 @@ import time
 from prometheus_client import parser
 import pytest
 
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 LIVENESS = 60  # seconds to wait for what must happen; never asserted

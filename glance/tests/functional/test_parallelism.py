@@ -28,8 +28,8 @@ import collections
 
 import pytest
 
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DELAY = 0.05  # seconds the proxy adds to each request

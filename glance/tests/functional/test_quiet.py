@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from glance import scrubber
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 BACKENDS = ('eventlet', 'threading')

@@ -23,9 +23,9 @@ import uuid
 
 import pytest
 
-from glance.tests.functional import ceph
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import ceph
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 # Not one repeated byte: a read back proves the data, not just its length.

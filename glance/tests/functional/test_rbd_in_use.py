@@ -23,9 +23,9 @@ import uuid
 
 import pytest
 
-from glance.tests.functional import ceph
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import ceph
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 BACKENDS = ('eventlet', 'threading')
@@ -33,7 +33,6 @@ DATA = b'glance image data' * 1024
 
 
 # Shared with other test modules, which still find it here.
-use_rbd_store = ceph.use_rbd_store
 
 
 def rbd_image(rbd_pool):
@@ -49,7 +48,7 @@ def warnings_about(run, image_id):
 @pytest.mark.parametrize('backend', BACKENDS, indirect=True)
 def test_an_image_with_clones_is_kept_until_they_are_gone(
         database, backend, config, ceph_cluster, rbd_pool):
-    use_rbd_store(config, ceph_cluster)
+    ceph.use_rbd_store(config, ceph_cluster)
     cloned, opened, free = (rbd_image(rbd_pool) for _image in range(3))
     child = rbd_pool.clone(cloned.locations[0].url,
                            'volume-%s' % uuid.uuid4().hex[:12])
@@ -87,7 +86,7 @@ def test_an_image_with_clones_is_kept_until_they_are_gone(
 def test_an_image_in_use_can_still_be_restored(database, config,
                                                ceph_cluster, rbd_pool):
     """Kept in use, it is pending_delete again: its data is all there."""
-    use_rbd_store(config, ceph_cluster)
+    ceph.use_rbd_store(config, ceph_cluster)
     cloned = rbd_image(rbd_pool)
     rbd_pool.clone(cloned.locations[0].url,
                    'volume-%s' % uuid.uuid4().hex[:12])

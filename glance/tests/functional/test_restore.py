@@ -16,8 +16,8 @@ import os
 
 import pytest
 
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DATABASES = ('sqlite', 'mysql', 'postgresql')

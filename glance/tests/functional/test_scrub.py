@@ -21,8 +21,8 @@ import os
 import pytest
 
 from glance.common import crypt
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DATABASES = ('sqlite', 'mysql', 'postgresql')

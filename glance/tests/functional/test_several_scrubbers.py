@@ -29,9 +29,8 @@ import time
 import pytest
 
 from glance.tests import coordination_servers as servers
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
-from glance.tests.functional import test_data_safety
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DATABASES = ('mysql', 'postgresql')
@@ -223,7 +222,7 @@ def test_a_killed_member_is_taken_over(database, config, tmp_path, proxy,
         fixtures.wait_until(lambda: sum(cluster.deletes().values()) >= 15,
                             60, what='some objects deleted')
         os.killpg(members[0].pid, signal.SIGKILL)
-        claimed_at_kill = test_data_safety.claimed_ids(engine)
+        claimed_at_kill = scenario.claimed_ids(engine)
         wait_for_group(members[1:], MEMBERS - 1)
         wait_scrubbed(engine, images, TAKEOVER_TIMEOUT)
         runs = [member.stop() for member in members[1:]]

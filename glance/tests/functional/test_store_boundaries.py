@@ -25,8 +25,8 @@ from oslo_utils import timeutils
 import pytest
 
 from glance.common import crypt
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DATABASES = ('sqlite', 'mysql', 'postgresql')

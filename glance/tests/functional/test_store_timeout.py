@@ -34,10 +34,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from glance.tests.functional import ceph
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import ceph
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 STORE_TIMEOUT = 3  # seconds

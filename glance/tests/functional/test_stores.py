@@ -21,8 +21,8 @@ objects already gone and of multi-store run on a Ceph RADOS Gateway
 import pytest
 
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 

@@ -28,9 +28,9 @@ from oslo_config import fixture as config_fixture
 import pytest
 
 from glance.scrubber.stores import swift as swift_stores
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
-from glance.tests.functional import swift
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
+from glance.tests.harness import swift
 from glance.tests import seed
 
 DATA = b'glance image data in swift ' * 1024

@@ -27,8 +27,8 @@ pacing, which no server's answer enters: moto only.
 import pytest
 
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 DELAY = 0.025  # seconds, the store's own latency

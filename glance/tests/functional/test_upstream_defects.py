@@ -38,8 +38,8 @@ fails; most live next to the feature they concern:
 
 import pytest
 
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 

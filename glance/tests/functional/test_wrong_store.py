@@ -26,9 +26,9 @@ import uuid
 import pytest
 
 from glance.tests.functional import conftest
-from glance.tests.functional import fixtures
-from glance.tests.functional import scenario
-from glance.tests.functional import test_rbd_in_use
+from glance.tests.harness import ceph
+from glance.tests.harness import fixtures
+from glance.tests.harness import scenario
 from glance.tests import seed
 
 
@@ -82,7 +82,7 @@ def test_a_missing_s3_bucket_is_refused_at_start(database, config,
 
 def test_a_missing_rbd_pool_is_refused_at_start(database, config,
                                                 ceph_cluster):
-    test_rbd_in_use.use_rbd_store(config, ceph_cluster)
+    ceph.use_rbd_store(config, ceph_cluster)
     config.set('glance_store', rbd_store_pool='no-such-pool')
 
     run = fixtures.run_scrubber(config)

@@ -12,7 +12,7 @@
 
 """moto's S3 as a server process, for the functional tests and the benchmark.
 
-    python -m glance.tests.functional.s3_server --port PORT [--host HOST]
+    python -m glance.tests.harness.s3_server --port PORT [--host HOST]
 
 ``python -m moto.server`` serves every AWS service moto knows through
 werkzeug's development server, which closes the connection after each

@@ -26,7 +26,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from glance.tests.functional import fixtures
+from glance.tests.harness import fixtures
 from glance.tests import seed
 
 SCRUB_TIME = 600  # the tests' scrub_time: seed's images are older
@@ -344,3 +344,14 @@ def run_with_one_failure(config, found, locations_deleted):
         'in_use': 0, 'locations_deleted': locations_deleted,
         'bytes_reclaimed': locations_deleted * IMAGE_SIZE}
     return run
+
+
+def claimed_ids(engine):
+    """Images claimed and not finished: deleted, a location pending."""
+    with engine.connect() as connection:
+        return set(connection.scalars(
+            sa.select(seed.LOCATIONS.c.image_id).distinct()
+            .join(seed.IMAGES,
+                  seed.IMAGES.c.id == seed.LOCATIONS.c.image_id)
+            .where(seed.IMAGES.c.status == 'deleted',
+                   seed.LOCATIONS.c.status == 'pending_delete')))

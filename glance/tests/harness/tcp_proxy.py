@@ -31,7 +31,7 @@ import threading
 import fixtures
 import sqlalchemy as sa
 
-from glance.tests.functional.fixtures import LOOPBACK
+from glance.tests.harness.fixtures import LOOPBACK
 
 CHUNK = 65536
 

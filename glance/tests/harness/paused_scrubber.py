@@ -12,7 +12,7 @@
 
 """The real glance-scrubber, paused once at a named step of a scrub.
 
-    python -m glance.tests.functional.paused_scrubber STEP FOLDER ARGS...
+    python -m glance.tests.harness.paused_scrubber STEP FOLDER ARGS...
 
 runs glance-scrubber's own main() with ARGS, in this process, on the
 concurrency backend the environment picks. The first time the pass

@@ -38,8 +38,8 @@ from glance_store._drivers import rbd as rbd_driver
 from oslo_config import cfg
 
 from glance.tests import databases
-from glance.tests.functional import backend_tool
-from glance.tests.functional import fixtures
+from glance.tests.harness import backend_tool
+from glance.tests.harness import fixtures
 
 try:
     import rados

@@ -33,7 +33,7 @@ from glance_store._drivers.swift import store as swift_store
 from oslo_config import cfg
 import requests
 
-from glance.tests.functional import backend_tool
+from glance.tests.harness import backend_tool
 
 CLUSTER_TOOL = backend_tool.TOOLS / 'swift_cluster.py'
 START_TIMEOUT = 120

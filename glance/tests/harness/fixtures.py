@@ -411,7 +411,7 @@ class PausedScrubber(RunningScrubber):
 
     def _command(self):
         return [sys.executable, '-m',
-                'glance.tests.functional.paused_scrubber', self.step,
+                'glance.tests.harness.paused_scrubber', self.step,
                 self.folder] + scrubber_command(self.config,
                                                 *self.args)[1:]
 
@@ -439,7 +439,7 @@ class PausedScrubber(RunningScrubber):
 class MotoServer(fixtures.Fixture):
     """moto's S3 server on a free loopback port, stopped at cleanup.
 
-    It runs glance.tests.functional.s3_server: moto's S3 on a server that
+    It runs glance.tests.harness.s3_server: moto's S3 on a server that
     keeps connections alive.
 
     :ivar endpoint: ``http://127.0.0.1:PORT``.
@@ -460,7 +460,7 @@ class MotoServer(fixtures.Fixture):
         if self._log_path:
             self.addCleanup(log.close)
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'glance.tests.functional.s3_server',
+            [sys.executable, '-m', 'glance.tests.harness.s3_server',
              '--host', LOOPBACK, '--port', str(self.port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             env=scrubber_environment())

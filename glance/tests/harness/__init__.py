@@ -1,0 +1,19 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The test harness: real servers, processes and data for the tests.
+
+The functional tests and the tools (tools/bench, the demo) both use it:
+scrubber processes and their configuration (fixtures), what a scenario
+seeds and checks (scenario), and the servers a test starts (ceph, swift,
+s3_server, tcp_proxy, backend_tool, paused_scrubber).
+"""
