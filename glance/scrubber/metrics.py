@@ -49,8 +49,9 @@ PREFIX = 'glance_scrubber_'
 LAST_SUCCESS = PREFIX + 'last_success_timestamp_seconds'
 FILE_MODE = 0o644
 
-# The results a pass counts, as the Summary attributes that hold them.
-RESULTS = ('scrubbed', 'failed', 'skipped', 'in_use')
+# The results a pass counts, as the Summary attributes that hold them
+# (Summary.OUTCOME_COUNTS): every image a pass found is in one of them.
+RESULTS = ('scrubbed', 'failed', 'skipped', 'in_use', 'left_claimed')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +164,9 @@ def backlog_gauges(totals, now):
 def last_success_gauge(timestamp):
     return Gauge.single(
         LAST_SUCCESS,
-        'Unix time at which the last scrub pass with no failed image '
-        'ended; 0 when none has yet.', timestamp or 0.0)
+        'Unix time at which the last scrub pass that succeeded ended (no '
+        'image failed or left claimed, not stopped early); 0 when none '
+        'has yet.', timestamp or 0.0)
 
 
 # --- the file ---------------------------------------------------------------

@@ -25,6 +25,10 @@ class Result(enum.Enum):
     FAILED = 'failed'
     SKIPPED = 'skipped'
     IN_USE = 'in use'
+    # Not finished, and not given back either: the image stays claimed
+    # (deleted, with pending_delete locations) until a later pass takes
+    # the claim over, scrub_claim_timeout after it was made.
+    LEFT_CLAIMED = 'left claimed'
 
 
 @dataclasses.dataclass
@@ -58,15 +62,25 @@ class Outcome:
                 if deletion is deleter.Deletion.ALREADY_GONE]
 
     def fail(self, reason):
-        self.result = Result.FAILED
+        # A kept claim stays kept whatever else goes wrong: its store call
+        # may still be deleting data.
+        self.result = (Result.LEFT_CLAIMED if self.claim_kept
+                       else Result.FAILED)
         self.reason = reason
+
+    def keep_claim(self, reason):
+        """Not finished, and the claim must not be given back."""
+        self.claim_kept = True
+        self.fail(reason)
 
 
 @dataclasses.dataclass
 class Summary:
     """The counts of one pass, logged as its closing line.
 
-    ``aborted`` is the reason the pass stopped early, when it did.
+    Every image the pass found lands in exactly one of OUTCOME_COUNTS:
+    ``found == accounted``, however the pass ended. ``aborted`` is the
+    reason the pass stopped early, when it did.
     """
 
     found: int = 0
@@ -82,10 +96,33 @@ class Summary:
     throttled: int = 0
     concurrency: int = 0
     aborted: str = None
+    # Images this pass claimed and leaves claimed, neither finished nor
+    # given back: a store call timed out and may still delete data, the
+    # record could not be written, or the pass was left behind by a
+    # database that stopped answering. A later pass takes them over once
+    # their claim is old enough (scrub_claim_timeout).
+    left_claimed: int = 0
+
+    OUTCOME_COUNTS = ('scrubbed', 'failed', 'skipped', 'in_use',
+                      'left_claimed')
 
     @property
     def images_per_second(self):
         return self.scrubbed / self.seconds if self.seconds else 0.0
+
+    @property
+    def accounted(self):
+        """The images counted in one of OUTCOME_COUNTS."""
+        return sum(getattr(self, name) for name in self.OUTCOME_COUNTS)
+
+    @property
+    def succeeded(self):
+        """Every image found is done with, and the pass ran to its end.
+
+        Images in use are kept on purpose, skipped ones were not this
+        pass's to scrub: neither is a failure.
+        """
+        return not (self.failed or self.left_claimed or self.aborted)
 
     def add(self, outcome):
         if outcome.result is Result.SCRUBBED:
@@ -94,10 +131,23 @@ class Summary:
             self.failed += 1
         elif outcome.result is Result.IN_USE:
             self.in_use += 1
+        elif outcome.result is Result.LEFT_CLAIMED:
+            self.left_claimed += 1
         else:
             self.skipped += 1
         self.locations_deleted += len(outcome.deletions)
         self.bytes_reclaimed += outcome.bytes_reclaimed
+
+    def left_behind(self):
+        """A copy for a pass that is left behind, not waited for.
+
+        What it found and has not counted yet was claimed and is not
+        recorded: it stays claimed, as after a crash. A copy, because the
+        pass left behind may still count in the original.
+        """
+        copy = dataclasses.replace(self)
+        copy.left_claimed += copy.found - copy.accounted
+        return copy
 
     def fields(self):
         """The counts by name, as the summary line names them.
@@ -111,9 +161,10 @@ class Summary:
     def describe(self):
         return ('found=%d scrubbed=%d failed=%d skipped=%d in_use=%d '
                 'locations_deleted=%d bytes_reclaimed=%d seconds=%.2f '
-                'images_per_second=%.1f throttled=%d concurrency=%d' % (
+                'images_per_second=%.1f throttled=%d concurrency=%d '
+                'left_claimed=%d' % (
                     self.found, self.scrubbed, self.failed, self.skipped,
                     self.in_use, self.locations_deleted,
                     self.bytes_reclaimed, self.seconds,
                     self.images_per_second, self.throttled,
-                    self.concurrency))
+                    self.concurrency, self.left_claimed))

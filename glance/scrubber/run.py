@@ -177,6 +177,7 @@ class Scrubber:
             lambda: self._run_pass(summary), self._stopping,
             self.report_interval)
         if not finished:
+            summary = summary.left_behind()
             summary.aborted = _('stopped while the database was not '
                                 'answering')
             summary.seconds = time.monotonic() - started
@@ -245,8 +246,7 @@ class Scrubber:
         summary.seconds = time.monotonic() - started
         self._note_pacing(summary)
         self._log_summary(summary)
-        self._metrics.pass_finished(
-            summary, succeeded=not (summary.failed or summary.aborted))
+        self._metrics.pass_finished(summary, succeeded=summary.succeeded)
         return summary
 
     @staticmethod
@@ -275,32 +275,33 @@ class Scrubber:
         return guard.tripped or bool(self._membership.lost)
 
     def _claim(self, queue, batch, summary):
-        """Claim *batch* on the primary; the images it may scrub."""
-        summary.found += len(batch)
+        """Claim *batch* on the primary; the images it may scrub.
+
+        The batch is found once the claim is decided, and each of its
+        images counted then unless it was claimed: a claim left waiting on
+        a database that does not answer may or may not be written, and
+        its images are in no count rather than in a wrong one.
+        """
         token = db_api.claim_token()
         try:
             # Announced before it is written, so that no other member takes
             # these claims for abandoned ones.
             self._membership.hold(token, len(batch))
         except coordination.CoordinationLost:
-            summary.found -= len(batch)
             return []
         try:
-            # Before the claim: the locations added up to a second ago are
-            # seen (DataUsers.REFRESH_INTERVAL).
-            self._data_users.refresh(self._context)
-            claims = db_api.claim_images(self._context, batch,
-                                         queue.deleted_before,
-                                         queue.claimed_before, token=token)
-            self._data_users.claimed(claims)
+            claims = self._claim_batch(queue, batch, token)
         except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
             LOG.error('Could not claim %(count)d images, none of their data '
                       'was touched: %(error)s',
                       {'count': len(batch),
                        'error': one_line(error)})
+            self._membership.release(token, len(batch))
+            summary.found += len(batch)
             summary.failed += len(batch)
-            claims = []
+            return []
         self._membership.release(token, len(batch) - len(claims))
+        summary.found += len(batch)
         claimed = {claim.image_id for claim in claims}
         for candidate in batch:
             if candidate.id not in claimed:
@@ -308,6 +309,16 @@ class Scrubber:
                          'another pass before this one could claim it; '
                          'nothing deleted', candidate.id)
                 summary.skipped += 1
+        return claims
+
+    def _claim_batch(self, queue, batch, token):
+        # Before the claim: the locations added up to a second ago are
+        # seen (DataUsers.REFRESH_INTERVAL).
+        self._data_users.refresh(self._context)
+        claims = db_api.claim_images(self._context, batch,
+                                     queue.deleted_before,
+                                     queue.claimed_before, token=token)
+        self._data_users.claimed(claims)
         return claims
 
     def _collect(self, in_flight, records, progress):
@@ -320,7 +331,10 @@ class Scrubber:
         progress.finished += len(done)
         records.flush_if_due()
         self._note_pacing(records.summary)
-        progress.maybe_report(records.summary, len(in_flight))
+        # Images finished but not yet recorded are still in flight: the
+        # progress line adds up as the summary does.
+        progress.maybe_report(records.summary,
+                              len(in_flight) + records.unrecorded)
 
     def _note_pacing(self, summary):
         summary.throttled = self._gate.throttled

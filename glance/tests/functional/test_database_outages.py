@@ -120,3 +120,6 @@ def test_a_stop_is_acted_on_while_the_database_is_frozen(
     assert run.summary is not None, run.describe()
     assert run.returncode == 1, run.describe()
     assert 'stopped while the database was not answering' in run.output
+    # What the pass had claimed and not recorded is counted, left claimed.
+    scenario.check_adds_up(run.summary)
+    assert run.summary.get('left_claimed', 0) > 0, run.describe()
