@@ -114,6 +114,10 @@ class CoordinationUnavailable(exception.InvalidConfiguration):
                 "unreachable, nothing was scrubbed: %(reason)s")
 
 
+def _claim_timeout_rule(claim_timeout):
+    return _('scrub_claim_timeout (%d s) after the claim') % claim_timeout
+
+
 def _token_text(token):
     return token.replace(microsecond=0).isoformat()
 
@@ -140,6 +144,10 @@ class Alone:
     def takeover_cutoff(self, now):
         """Claims stamped at or before this may be taken over."""
         return now - datetime.timedelta(seconds=self._claim_timeout)
+
+    def takeover_rule(self):
+        """When a claim of another pass is taken over, in words."""
+        return _claim_timeout_rule(self._claim_timeout)
 
     def proposes(self, candidate):
         return True
@@ -347,6 +355,12 @@ class Member:
     def takeover_cutoff(self, now):
         age = self.ORPHAN_AGE if self._announces else self._claim_timeout
         return now - datetime.timedelta(seconds=age)
+
+    def takeover_rule(self):
+        if not self._announces:
+            return _claim_timeout_rule(self._claim_timeout)
+        return _('%d s after the claim, once no live member of the group '
+                 'announces it') % self.ORPHAN_AGE
 
     def proposes(self, candidate):
         """Whether this member is to claim *candidate* now.

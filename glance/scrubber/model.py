@@ -14,6 +14,7 @@
 """
 
 import dataclasses
+import datetime
 import enum
 
 from glance.db.sqlalchemy import api as db_api
@@ -74,6 +75,26 @@ class Outcome:
         self.fail(reason)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClaimsElsewhere:
+    """Images claimed by other passes that no pass may take over yet.
+
+    Another pass works on them, or one stopped (killed, say) and they
+    wait: until their claim is old enough they can be neither scrubbed
+    nor restored. ``first_takeable_at`` (UTC) is when the oldest claim
+    may be taken over; None when there is none.
+    """
+
+    count: int = 0
+    first_takeable_at: datetime.datetime = None
+
+    def seconds_until_takeable(self, now):
+        """Seconds from *now* until the first may be taken over; 0 if none."""
+        if self.first_takeable_at is None:
+            return 0.0
+        return max(0.0, (self.first_takeable_at - now).total_seconds())
+
+
 @dataclasses.dataclass
 class Summary:
     """The counts of one pass, logged as its closing line.
@@ -102,6 +123,10 @@ class Summary:
     # database that stopped answering. A later pass takes them over once
     # their claim is old enough (scrub_claim_timeout).
     left_claimed: int = 0
+    # Images other passes held when this one started (ClaimsElsewhere):
+    # not found by this pass, so in none of OUTCOME_COUNTS.
+    claimed_elsewhere: int = 0
+    first_takeable_at: datetime.datetime = None
 
     OUTCOME_COUNTS = ('scrubbed', 'failed', 'skipped', 'in_use',
                       'left_claimed')
@@ -123,6 +148,10 @@ class Summary:
         pass's to scrub: neither is a failure.
         """
         return not (self.failed or self.left_claimed or self.aborted)
+
+    def note_claims_elsewhere(self, elsewhere):
+        self.claimed_elsewhere = elsewhere.count
+        self.first_takeable_at = elsewhere.first_takeable_at
 
     def add(self, outcome):
         if outcome.result is Result.SCRUBBED:
@@ -156,15 +185,18 @@ class Summary:
         """
         fields = dataclasses.asdict(self)
         fields['images_per_second'] = self.images_per_second
+        if self.first_takeable_at is not None:
+            fields['first_takeable_at'] = self.first_takeable_at.isoformat()
         return fields
 
     def describe(self):
         return ('found=%d scrubbed=%d failed=%d skipped=%d in_use=%d '
                 'locations_deleted=%d bytes_reclaimed=%d seconds=%.2f '
                 'images_per_second=%.1f throttled=%d concurrency=%d '
-                'left_claimed=%d' % (
+                'left_claimed=%d claimed_elsewhere=%d' % (
                     self.found, self.scrubbed, self.failed, self.skipped,
                     self.in_use, self.locations_deleted,
                     self.bytes_reclaimed, self.seconds,
                     self.images_per_second, self.throttled,
-                    self.concurrency, self.left_claimed))
+                    self.concurrency, self.left_claimed,
+                    self.claimed_elsewhere))

@@ -125,7 +125,9 @@ class Scrubber:
         self.report_interval = settings.report_interval
         self._metrics = (metrics.MetricsFile(
             settings.metrics_file,
-            lambda: db_api.backlog_totals(context))
+            lambda: db_api.backlog_totals(context),
+            read_claims=lambda: claims.claimed_elsewhere(
+                context, self._membership, timeutils.utcnow()))
             if settings.metrics_file else metrics.NoMetrics())
         self._stopping = threading.Event()
         self._stop_reason = None
@@ -186,12 +188,22 @@ class Scrubber:
             self._log_summary(summary)
         return summary
 
-    def _new_queue(self):
-        now = timeutils.utcnow()
+    def _new_queue(self, now):
         return claims.Queue(
             self._context, self._page_size,
             now - datetime.timedelta(seconds=self._scrub_time),
             self._membership.takeover_cutoff(now))
+
+    def _claims_elsewhere(self, now):
+        """What waits for other passes at the start of this one."""
+        try:
+            return claims.claimed_elsewhere(self._context, self._membership,
+                                            now)
+        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
+            # Only said, never acted on: no reason to fail the pass.
+            LOG.warning('Could not count the images claimed by other '
+                        'passes: %s', one_line(error))
+            return model.ClaimsElsewhere()
 
     def _proposed(self, queue):
         """The queue's images this scrubber is to claim, while it may."""
@@ -211,7 +223,9 @@ class Scrubber:
         LOG.info('Scrub pass starting: %(size)d at once on %(backend)s',
                  {'size': self.pool_size,
                   'backend': self._executors.backend})
-        queue = self._new_queue()
+        now = timeutils.utcnow()
+        queue = self._new_queue(now)
+        summary.note_claims_elsewhere(self._claims_elsewhere(now))
         # Images scrubbed since the last pass no longer need their data.
         self._data_users.forget()
         self._deleter.start_pass()
@@ -249,12 +263,29 @@ class Scrubber:
         self._metrics.pass_finished(summary, succeeded=summary.succeeded)
         return summary
 
-    @staticmethod
-    def _log_summary(summary):
+    def _log_summary(self, summary):
         LOG.info('Scrub pass summary: %s', summary.describe(),
                  extra=summary.fields())
+        if summary.claimed_elsewhere:
+            self._log_claims_elsewhere(summary)
         if summary.aborted:
             LOG.error('Scrub pass stopped early: %s', summary.aborted)
+
+    def _log_claims_elsewhere(self, summary):
+        # After a crash the next pass finds nothing to do and exits 0,
+        # while the dead pass's images wait: say so, and until when. Info,
+        # not a warning: with coordination the other members' claims in
+        # flight are counted at every pass.
+        wait = summary.first_takeable_at - timeutils.utcnow()
+        LOG.info(
+            '%(count)d images are claimed by another scrub pass, running or '
+            'stopped, and were left to it: until a pass takes them over '
+            'they can be neither scrubbed nor restored. The first may be '
+            'taken over at %(at)s UTC, in %(seconds)d s (%(rule)s).',
+            {'count': summary.claimed_elsewhere,
+             'at': summary.first_takeable_at.isoformat(),
+             'seconds': max(0, wait.total_seconds()),
+             'rule': self._membership.takeover_rule()})
 
     def _lost_coordination(self):
         if self._membership.lost:
@@ -290,7 +321,7 @@ class Scrubber:
         except coordination.CoordinationLost:
             return []
         try:
-            claims = self._claim_batch(queue, batch, token)
+            taken = self._claim_batch(queue, batch, token)
         except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
             LOG.error('Could not claim %(count)d images, none of their data '
                       'was touched: %(error)s',
@@ -300,26 +331,26 @@ class Scrubber:
             summary.found += len(batch)
             summary.failed += len(batch)
             return []
-        self._membership.release(token, len(batch) - len(claims))
+        self._membership.release(token, len(batch) - len(taken))
         summary.found += len(batch)
-        claimed = {claim.image_id for claim in claims}
+        claimed = {claim.image_id for claim in taken}
         for candidate in batch:
             if candidate.id not in claimed:
                 LOG.info('Image %s skipped: it was restored or claimed by '
                          'another pass before this one could claim it; '
                          'nothing deleted', candidate.id)
                 summary.skipped += 1
-        return claims
+        return taken
 
     def _claim_batch(self, queue, batch, token):
         # Before the claim: the locations added up to a second ago are
         # seen (DataUsers.REFRESH_INTERVAL).
         self._data_users.refresh(self._context)
-        claims = db_api.claim_images(self._context, batch,
-                                     queue.deleted_before,
-                                     queue.claimed_before, token=token)
-        self._data_users.claimed(claims)
-        return claims
+        taken = db_api.claim_images(self._context, batch,
+                                    queue.deleted_before,
+                                    queue.claimed_before, token=token)
+        self._data_users.claimed(taken)
+        return taken
 
     def _collect(self, in_flight, records, progress):
         """Wait for some job to finish and hand it to the recorder."""

@@ -137,8 +137,10 @@ def test_a_daemon_goes_on_after_a_store_call_timed_out(
     first, second = stopped.summaries[:2]
     assert (first['scrubbed'], first['failed'], first['left_claimed']) == \
         (1, 0, 1), stopped.describe()
-    # The next pass leaves the claimed image alone until the claim is old.
-    assert second['found'] == 0, stopped.describe()
+    # The next pass leaves the claimed image alone until the claim is old,
+    # and says it waits.
+    assert (second['found'], second['claimed_elsewhere']) == (0, 1), \
+        stopped.describe()
 
 
 # Every message to an OSD waits up to this long: one delete sends dozens.

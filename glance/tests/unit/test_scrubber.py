@@ -670,6 +670,49 @@ class TestClaims(ScrubberTestCase):
         self.assertEqual(['deleted', 'pending_delete'],
                          self.location_statuses(image))
 
+    def test_claims_no_pass_may_take_yet_are_counted_and_said(self):
+        image = self.insert(self.abandoned_claim('img'))[0]
+        stamp = db_api.claim_token() - datetime.timedelta(seconds=100)
+        self.set_image(image, updated_at=stamp)
+
+        summary = self.make_scrubber(RecordingDeleter()).run_once()
+
+        self.assertEqual((0, 1), (summary.found, summary.claimed_elsewhere))
+        takeable_at = stamp + datetime.timedelta(seconds=CLAIM_TIMEOUT)
+        self.assertEqual(takeable_at, summary.first_takeable_at)
+        self.assertIn('claimed_elsewhere=1', self.logs.output)
+        self.assertRegex(
+            self.logs.output,
+            r'1 images are claimed by another scrub pass, running or '
+            r'stopped, and were left to it: .* The first may be taken over '
+            r'at %s UTC, in (499|500) s \(scrub_claim_timeout \(600 s\) '
+            r'after the claim\)' % takeable_at.isoformat())
+
+    def test_a_pass_counts_the_claims_it_left_in_the_next_one(self):
+        image = self.insert(pending_image('img'))[0]
+
+        def store_hangs(image_id, location):
+            raise errors.StoreTimeout('no answer within 3 seconds')
+
+        first = self.make_scrubber(
+            RecordingDeleter(on_delete=store_hangs)).run_once()
+        second = self.make_scrubber(RecordingDeleter()).run_once()
+
+        # Counted when the pass starts: its own claims are not elsewhere.
+        self.assertEqual((1, 0), (first.left_claimed,
+                                  first.claimed_elsewhere))
+        self.assertEqual((0, 1), (second.found, second.claimed_elsewhere))
+        self.assertEqual('deleted', self.status_of(image))
+
+    def test_no_claim_elsewhere_says_nothing(self):
+        self.insert(pending_image('img'))
+
+        summary = self.make_scrubber(RecordingDeleter()).run_once()
+
+        self.assertEqual((0, None), (summary.claimed_elsewhere,
+                                     summary.first_takeable_at))
+        self.assertNotIn('claimed by another scrub pass', self.logs.output)
+
     def test_image_claimed_by_another_pass_before_the_claim_is_skipped(self):
         image = self.insert(pending_image('img'))[0]
 
@@ -1402,7 +1445,7 @@ class TestSummary(testtools.TestCase):
             'found=8 scrubbed=4 failed=1 skipped=1 in_use=1 '
             'locations_deleted=6 bytes_reclaimed=4096 seconds=2.00 '
             'images_per_second=2.0 throttled=3 concurrency=5 '
-            'left_claimed=1',
+            'left_claimed=1 claimed_elsewhere=0',
             summary.describe())
         self.assertEqual(0.0, scrubber.Summary().images_per_second)
 
