@@ -253,8 +253,10 @@ def show_backlog(admin_context, settings):
                                    settings.metadata_encryption_key)
 
         def show():
-            backlog.print_backlog(admin_context, settings.scrub_time,
-                                  names, sys.stdout)
+            backlog.print_backlog(
+                admin_context, settings.scrub_time, names, sys.stdout,
+                claim_timeout=settings.scrub_claim_timeout,
+                coordinated=bool(CONF.coordination.backend_url))
     else:
         store_layout = setup_stores(CONF, settings.scrub_store_timeout)
         names = backlog.StoreNames(store_layout.multistore,

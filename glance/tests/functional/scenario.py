@@ -285,6 +285,27 @@ def summary_counts(summary):
             not (name in NEWER_COUNTS and value == 0)}
 
 
+CLAIMED_TITLE = 'Claimed by a scrub pass and not finished'
+
+
+def claimed_listed(run):
+    """{image id: (claimed_at, takeable_in)} of --list's claimed images."""
+    lines = run.stdout.splitlines()
+    start = [index for index, line in enumerate(lines)
+             if line.startswith(CLAIMED_TITLE)]
+    assert len(start) == 1, run.describe()
+    assert lines[start[0] + 1].split() == [
+        'ID', 'CLAIMED_AT', 'TAKEABLE_IN', 'SIZE', 'LOCATIONS', 'STORES']
+    rows = {}
+    for line in lines[start[0] + 2:]:
+        if line.startswith('Claimed:'):
+            break
+        image_id, claimed_at, takeable_in, _size, _count, _stores = \
+            line.split()
+        rows[image_id] = (claimed_at, takeable_in)
+    return rows
+
+
 def is_scrubbed(engine, image):
     """Whether a pass finished the image: deleted, no location pending.
 
