@@ -259,8 +259,10 @@ class Scrubber:
         summary.aborted = guard.verdict() or self._lost_coordination()
         summary.seconds = time.monotonic() - started
         self._note_pacing(summary)
-        self._log_summary(summary)
+        # The file first: whoever waits for the summary line finds the
+        # metrics of the same pass.
         self._metrics.pass_finished(summary, succeeded=summary.succeeded)
+        self._log_summary(summary)
         return summary
 
     def _log_summary(self, summary):
