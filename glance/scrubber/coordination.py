@@ -68,7 +68,8 @@ is claimed in the database by exactly one pass), but they race for the
 same images and the claim of a scrubber that died is only taken over after
 ``scrub_claim_timeout``. Set, the scrubbers that use the same backend and
 ``group_name`` divide the eligible images among the live ones, and take
-over the claims of one that died within a minute.
+over the claims of one that died a minute after they were made, once
+its heartbeat has expired, at their next pass.
 
 Every scrubber on the database must use the same backend and group. The
 backend's client library must be installed (``redis`` for Redis,
