@@ -228,8 +228,10 @@ def show_backlog(admin_context, settings):
                                    settings.metadata_encryption_key)
 
         def show():
-            backlog.print_backlog(admin_context, settings.scrub_time,
-                                  names, sys.stdout)
+            backlog.print_backlog(
+                admin_context, settings.scrub_time, names, sys.stdout,
+                claim_timeout=settings.scrub_claim_timeout,
+                coordinated=bool(CONF.coordination.backend_url))
     else:
         store_layout = setup_stores(CONF, settings.scrub_store_timeout)
         names = backlog.StoreNames(store_layout.multistore,
@@ -256,13 +258,23 @@ def run_once(the_scrubber):
     summary = the_scrubber.run_once()
     if summary.aborted:
         _say(summary.aborted)
-    elif summary.failed:
+    elif not summary.succeeded:
         # The log may be on stdout or in a file: cron mails stderr.
-        _say(_('%d images could not be scrubbed and stay pending_delete '
-               'for the next pass; the log says why') % summary.failed)
-    # Images in use are kept on purpose: not a failure.
-    return EXIT_IMAGES_FAILED if summary.failed or summary.aborted \
-        else EXIT_OK
+        _say(_unfinished(summary))
+    return EXIT_OK if summary.succeeded else EXIT_IMAGES_FAILED
+
+
+def _unfinished(summary):
+    """One line on the images a pass that ran to its end did not finish."""
+    parts = []
+    if summary.failed:
+        parts.append(_('%d images could not be scrubbed and stay '
+                       'pending_delete for the next pass') % summary.failed)
+    if summary.left_claimed:
+        parts.append(_('%d images stay claimed until a later pass takes '
+                       'them over (scrub_claim_timeout)')
+                     % summary.left_claimed)
+    return _('%s; the log says why') % '; '.join(parts)
 
 
 def run_daemon(the_scrubber, wakeup_time):

@@ -18,10 +18,12 @@ and keep nothing but running totals, so memory stays flat however long
 the backlog is. Neither claims an image, changes a row or takes the scrub
 lock: they are safe while passes run, here or on another host.
 
-``--list`` shows every pending_delete image; ``--dry-run`` shows what a
-pass would do with each image that is due, as decided by the pass's own
-rules (stores.deleter.StoreDeleter.plan()). Location URLs are never shown,
-as they may hold credentials: only store names (the location's ``store``
+``--list`` shows every pending_delete image, then the images passes
+claimed and have not finished (their claim is taken over once it is old
+enough); ``--dry-run`` shows what a pass would do with each image that is
+due, as decided by the pass's own rules
+(stores.deleter.StoreDeleter.plan()). Location URLs are never shown, as
+they may hold credentials: only store names (the location's ``store``
 metadata with several backends, the URL scheme otherwise).
 """
 
@@ -34,6 +36,7 @@ from oslo_utils import timeutils
 
 from glance.common import crypt
 from glance.db.sqlalchemy import api as db_api
+from glance.scrubber import coordination
 from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import errors
 
@@ -54,10 +57,19 @@ def pages(context, page_size, deleted_before=None):
 
     :param deleted_before: only the images deleted at or before it.
     """
+    return _pages(db_api.list_backlog, context, page_size,
+                  deleted_before=deleted_before)
+
+
+def claimed_pages(context, page_size):
+    """Yield the claimed, unfinished images page by page (list_claimed)."""
+    return _pages(db_api.list_claimed, context, page_size)
+
+
+def _pages(list_page, context, page_size, **filters):
     marker = None
     while True:
-        page = db_api.list_backlog(context, marker=marker, limit=page_size,
-                                   deleted_before=deleted_before)
+        page = list_page(context, marker=marker, limit=page_size, **filters)
         if page:
             yield page
         if len(page) < page_size:
@@ -137,18 +149,54 @@ class ListTotals:
             self.due_bytes += size
 
 
+@dataclasses.dataclass
+class ClaimedListTotals:
+    """What --list counted of the claimed images, for their closing line.
+
+    ``next_takeable_in`` is the time left before the first claim that
+    cannot be taken over yet can be; None when every claim can be now.
+    """
+
+    images: int = 0
+    bytes: int = 0
+    takeable_now: int = 0
+    next_takeable_in: float = None
+
+    def add(self, image, takeable_in):
+        self.images += 1
+        self.bytes += image.size or 0
+        if takeable_in <= 0:
+            self.takeable_now += 1
+        elif self.next_takeable_in is None or \
+                takeable_in < self.next_takeable_in:
+            self.next_takeable_in = takeable_in
+
+
 LIST_HEADER = ('ID', 'DELETED_AT', 'DUE_IN', 'SIZE', 'LOCATIONS', 'STORES')
+CLAIMED_HEADER = ('ID', 'CLAIMED_AT', 'TAKEABLE_IN', 'SIZE', 'LOCATIONS',
+                  'STORES')
+CLAIMED_TITLE = ('Claimed by a scrub pass and not finished: they cannot be '
+                 'restored, and a pass takes them over once the claim is '
+                 'old enough')
 
 
 def print_backlog(context, scrub_time, store_names, out,
-                  page_size=LIST_PAGE_SIZE):
+                  page_size=LIST_PAGE_SIZE, claim_timeout=3600,
+                  coordinated=False):
     """Print one line per pending_delete image, then the totals.
+
+    Then the images claimed by passes and not finished, and their totals.
 
     :param scrub_time: ``scrub_time``: an image is due this many seconds
         after its deletion.
     :param store_names: a StoreNames.
     :param out: the text stream to print to.
-    :returns: the ListTotals.
+    :param claim_timeout: ``scrub_claim_timeout``: a claim may be taken
+        over this many seconds after it was made.
+    :param coordinated: ``[coordination] backend_url`` is set: a dead
+        member's claims go sooner, which --list cannot tell (it joins no
+        group), and says so.
+    :returns: the ListTotals and the ClaimedListTotals.
     """
     now = timeutils.utcnow()
     totals = ListTotals()
@@ -157,21 +205,53 @@ def print_backlog(context, scrub_time, store_names, out,
         for image in page:
             due_in = _due_in(image, scrub_time, now)
             totals.add(image, due_in is not None and due_in <= 0)
-            print(_columns((
-                image.id, _timestamp(image.deleted_at),
-                _describe_due(due_in),
-                '-' if image.size is None else str(image.size),
-                str(len(image.locations)),
-                ','.join(store_names.of_image(image)) or '-')), file=out)
+            print(_image_line(image, image.deleted_at, _describe_due(due_in),
+                              store_names), file=out)
         out.flush()
     for line in _list_totals(totals, scrub_time, now):
         print(line, file=out)
+    claimed = _print_claimed(context, claim_timeout, store_names, out,
+                             page_size, now)
+    for line in _claimed_totals(claimed, claim_timeout, coordinated):
+        print(line, file=out)
+    return totals, claimed
+
+
+def _print_claimed(context, claim_timeout, store_names, out, page_size,
+                   now):
+    """One line per claimed image, under a title printed if there is any."""
+    totals = ClaimedListTotals()
+    timeout = datetime.timedelta(seconds=claim_timeout)
+    for page in claimed_pages(context, page_size):
+        for image in page:
+            if not totals.images:
+                print('', file=out)
+                print(CLAIMED_TITLE + ':', file=out)
+                print(_columns(CLAIMED_HEADER, CLAIMED_WIDTHS), file=out)
+            takeable_in = (image.claimed_at + timeout - now).total_seconds()
+            totals.add(image, takeable_in)
+            print(_image_line(image, image.claimed_at,
+                              _describe_due(takeable_in), store_names,
+                              CLAIMED_WIDTHS), file=out)
+        out.flush()
     return totals
 
 
-def _columns(values):
-    # The id is 36 characters; the other columns are short.
-    widths = (36, 19, 9, 12, 9)
+# The id is 36 characters; the other columns are short.
+LIST_WIDTHS = (36, 19, 9, 12, 9)
+CLAIMED_WIDTHS = (36, 19, 11, 12, 9)
+
+
+def _image_line(image, moment, wait, store_names, widths=LIST_WIDTHS):
+    """An image's line: id, a time, how long it waits, size, locations."""
+    return _columns((
+        image.id, _timestamp(moment), wait,
+        '-' if image.size is None else str(image.size),
+        str(len(image.locations)),
+        ','.join(store_names.of_image(image)) or '-'), widths)
+
+
+def _columns(values, widths=LIST_WIDTHS):
     return '  '.join([value.ljust(width) for value, width
                       in zip(values, widths)] + list(values[len(widths):]))
 
@@ -204,6 +284,21 @@ def _list_totals(totals, scrub_time, now):
         _images(totals.due_images), _bytes(totals.due_bytes), scrub_time,
         _images(totals.images - totals.due_images),
         _bytes(totals.bytes - totals.due_bytes))
+
+
+def _claimed_totals(totals, claim_timeout, coordinated):
+    line = 'Claimed: %s' % _images(totals.images)
+    if totals.images:
+        line += ', %s; may be taken over now: %s' % (
+            _bytes(totals.bytes), _images(totals.takeable_now))
+        if totals.next_takeable_in is not None:
+            line += '; the next in %s' % duration(totals.next_takeable_in)
+        line += ' (scrub_claim_timeout: %d s)' % claim_timeout
+    yield line
+    if totals.images and coordinated:
+        yield ('With [coordination] backend_url set, the claims of a '
+               'scrubber that left the group are taken over %d s after they '
+               'were made instead' % coordination.Member.ORPHAN_AGE)
 
 
 # --- --dry-run --------------------------------------------------------------

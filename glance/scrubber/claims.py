@@ -14,6 +14,22 @@
 """
 
 from glance.db.sqlalchemy import api as db_api
+from glance.scrubber import model
+
+
+def claimed_elsewhere(context, membership, now):
+    """The claims no pass may take over at *now*: a model.ClaimsElsewhere.
+
+    One aggregate query: how many claims are younger than the takeover
+    cutoff of *membership*, and the oldest of them, which is taken over
+    first, as long after its claim as the cutoff is before *now*.
+    """
+    cutoff = membership.takeover_cutoff(now)
+    totals = db_api.claimed_totals(context, claimed_after=cutoff)
+    if not totals.count:
+        return model.ClaimsElsewhere()
+    return model.ClaimsElsewhere(
+        totals.count, totals.oldest_claimed_at + (now - cutoff))
 
 
 class Queue:

@@ -68,7 +68,8 @@ is claimed in the database by exactly one pass), but they race for the
 same images and the claim of a scrubber that died is only taken over after
 ``scrub_claim_timeout``. Set, the scrubbers that use the same backend and
 ``group_name`` divide the eligible images among the live ones, and take
-over the claims of one that died within a minute.
+over the claims of one that died a minute after they were made, once
+its heartbeat has expired, at their next pass.
 
 Every scrubber on the database must use the same backend and group. The
 backend's client library must be installed (``redis`` for Redis,
@@ -114,6 +115,10 @@ class CoordinationUnavailable(exception.InvalidConfiguration):
                 "unreachable, nothing was scrubbed: %(reason)s")
 
 
+def _claim_timeout_rule(claim_timeout):
+    return _('scrub_claim_timeout (%d s) after the claim') % claim_timeout
+
+
 def _token_text(token):
     return token.replace(microsecond=0).isoformat()
 
@@ -140,6 +145,10 @@ class Alone:
     def takeover_cutoff(self, now):
         """Claims stamped at or before this may be taken over."""
         return now - datetime.timedelta(seconds=self._claim_timeout)
+
+    def takeover_rule(self):
+        """When a claim of another pass is taken over, in words."""
+        return _claim_timeout_rule(self._claim_timeout)
 
     def proposes(self, candidate):
         return True
@@ -347,6 +356,12 @@ class Member:
     def takeover_cutoff(self, now):
         age = self.ORPHAN_AGE if self._announces else self._claim_timeout
         return now - datetime.timedelta(seconds=age)
+
+    def takeover_rule(self):
+        if not self._announces:
+            return _claim_timeout_rule(self._claim_timeout)
+        return _('%d s after the claim, once no live member of the group '
+                 'announces it') % self.ORPHAN_AGE
 
     def proposes(self, candidate):
         """Whether this member is to claim *candidate* now.

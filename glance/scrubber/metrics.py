@@ -49,8 +49,9 @@ PREFIX = 'glance_scrubber_'
 LAST_SUCCESS = PREFIX + 'last_success_timestamp_seconds'
 FILE_MODE = 0o644
 
-# The results a pass counts, as the Summary attributes that hold them.
-RESULTS = ('scrubbed', 'failed', 'skipped', 'in_use')
+# The results a pass counts, as the Summary attributes that hold them
+# (Summary.OUTCOME_COUNTS): every image a pass found is in one of them.
+RESULTS = ('scrubbed', 'failed', 'skipped', 'in_use', 'left_claimed')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,11 +161,33 @@ def backlog_gauges(totals, now):
     ]
 
 
+def claims_gauges(elsewhere, now):
+    """The gauges of the images claimed and not yet takeable.
+
+    :param elsewhere: a glance.scrubber.model.ClaimsElsewhere.
+    :param now: the current UTC time, naive like the database's.
+    """
+    return [
+        Gauge.single(PREFIX + 'claimed_images',
+                     'Images a scrub pass claimed and has not finished '
+                     '(deleted, with pending_delete locations) whose claim '
+                     'no pass may take over yet: a pass works on them, the '
+                     'running one included, or one stopped and they wait. '
+                     'They can be neither scrubbed nor restored meanwhile.',
+                     elsewhere.count),
+        Gauge.single(PREFIX + 'claimed_next_takeable_seconds',
+                     'Seconds until the first of the claimed images may be '
+                     'taken over by a pass; 0 when there is none.',
+                     elsewhere.seconds_until_takeable(now)),
+    ]
+
+
 def last_success_gauge(timestamp):
     return Gauge.single(
         LAST_SUCCESS,
-        'Unix time at which the last scrub pass with no failed image '
-        'ended; 0 when none has yet.', timestamp or 0.0)
+        'Unix time at which the last scrub pass that succeeded ended (no '
+        'image failed or left claimed, not stopped early); 0 when none '
+        'has yet.', timestamp or 0.0)
 
 
 # --- the file ---------------------------------------------------------------
@@ -257,11 +280,16 @@ class MetricsFile:
         query); when the database cannot answer, the backlog gauges are
         left out of that write.
     :param clock: the wall clock (unix time), for the last success time.
+    :param read_claims: returns the current ClaimsElsewhere (a database
+        query), left out like the backlog when the database cannot
+        answer; no claims gauges when None.
     """
 
-    def __init__(self, path, read_backlog, clock=time.time):
+    def __init__(self, path, read_backlog, clock=time.time,
+                 read_claims=None):
         self.path = path
         self._read_backlog = read_backlog
+        self._read_claims = read_claims
         self._clock = clock
         self.last_success = read_last_success(path)
         self._last_pass = []
@@ -284,7 +312,7 @@ class MetricsFile:
         self._write(self._last_pass)
 
     def _write(self, gauges):
-        gauges = list(gauges) + self._backlog() + [
+        gauges = list(gauges) + self._backlog() + self._claims() + [
             last_success_gauge(self.last_success)]
         try:
             write_atomically(self.path, render(gauges))
@@ -306,6 +334,17 @@ class MetricsFile:
                         'the metrics file: %s', error)
             return []
         return backlog_gauges(totals, timeutils.utcnow())
+
+    def _claims(self):
+        if self._read_claims is None:
+            return []
+        try:
+            elsewhere = self._read_claims()
+        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
+            LOG.warning('Metrics: could not count the claimed images, left '
+                        'out of the metrics file: %s', error)
+            return []
+        return claims_gauges(elsewhere, timeutils.utcnow())
 
 
 class NoMetrics:

@@ -14,6 +14,7 @@
 """
 
 import dataclasses
+import datetime
 import enum
 
 from glance.db.sqlalchemy import api as db_api
@@ -30,6 +31,10 @@ class Result(enum.Enum):
     SCRUBBED = 'scrubbed'
     FAILED = 'failed'
     IN_USE = 'in use'
+    # Not finished, and not given back either: the image stays claimed
+    # (deleted, with pending_delete locations) until a later pass takes
+    # the claim over, scrub_claim_timeout after it was made.
+    LEFT_CLAIMED = 'left claimed'
 
 
 @dataclasses.dataclass
@@ -63,15 +68,45 @@ class Outcome:
                 if deletion is deleter.Deletion.ALREADY_GONE]
 
     def fail(self, reason):
-        self.result = Result.FAILED
+        # A kept claim stays kept whatever else goes wrong: its store call
+        # may still be deleting data.
+        self.result = (Result.LEFT_CLAIMED if self.claim_kept
+                       else Result.FAILED)
         self.reason = reason
+
+    def keep_claim(self, reason):
+        """Not finished, and the claim must not be given back."""
+        self.claim_kept = True
+        self.fail(reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimsElsewhere:
+    """Images claimed by other passes that no pass may take over yet.
+
+    Another pass works on them, or one stopped (killed, say) and they
+    wait: until their claim is old enough they can be neither scrubbed
+    nor restored. ``first_takeable_at`` (UTC) is when the oldest claim
+    may be taken over; None when there is none.
+    """
+
+    count: int = 0
+    first_takeable_at: datetime.datetime = None
+
+    def seconds_until_takeable(self, now):
+        """Seconds from *now* until the first may be taken over; 0 if none."""
+        if self.first_takeable_at is None:
+            return 0.0
+        return max(0.0, (self.first_takeable_at - now).total_seconds())
 
 
 @dataclasses.dataclass
 class Summary:
     """The counts of one pass, logged as its closing line.
 
-    ``aborted`` is the reason the pass stopped early, when it did.
+    Every image the pass found lands in exactly one of OUTCOME_COUNTS:
+    ``found == accounted``, however the pass ended. ``aborted`` is the
+    reason the pass stopped early, when it did.
     """
 
     found: int = 0
@@ -87,20 +122,64 @@ class Summary:
     throttled: int = 0
     concurrency: int = 0
     aborted: str = None
+    # Images this pass claimed and leaves claimed, neither finished nor
+    # given back: a store call timed out and may still delete data, the
+    # record could not be written, or the pass was left behind by a
+    # database that stopped answering. A later pass takes them over once
+    # their claim is old enough (scrub_claim_timeout).
+    left_claimed: int = 0
+    # Images other passes held when this one started (ClaimsElsewhere):
+    # not found by this pass, so in none of OUTCOME_COUNTS.
+    claimed_elsewhere: int = 0
+    first_takeable_at: datetime.datetime = None
+
+    OUTCOME_COUNTS = ('scrubbed', 'failed', 'skipped', 'in_use',
+                      'left_claimed')
 
     @property
     def images_per_second(self):
         return self.scrubbed / self.seconds if self.seconds else 0.0
+
+    @property
+    def accounted(self):
+        """The images counted in one of OUTCOME_COUNTS."""
+        return sum(getattr(self, name) for name in self.OUTCOME_COUNTS)
+
+    @property
+    def succeeded(self):
+        """Every image found is done with, and the pass ran to its end.
+
+        Images in use are kept on purpose, skipped ones were not this
+        pass's to scrub: neither is a failure.
+        """
+        return not (self.failed or self.left_claimed or self.aborted)
+
+    def note_claims_elsewhere(self, elsewhere):
+        self.claimed_elsewhere = elsewhere.count
+        self.first_takeable_at = elsewhere.first_takeable_at
 
     def add(self, outcome):
         if outcome.result is Result.SCRUBBED:
             self.scrubbed += 1
         elif outcome.result is Result.FAILED:
             self.failed += 1
+        elif outcome.result is Result.LEFT_CLAIMED:
+            self.left_claimed += 1
         else:  # Result.IN_USE
             self.in_use += 1
         self.locations_deleted += len(outcome.deletions)
         self.bytes_reclaimed += outcome.bytes_reclaimed
+
+    def left_behind(self):
+        """A copy for a pass that is left behind, not waited for.
+
+        What it found and has not counted yet was claimed and is not
+        recorded: it stays claimed, as after a crash. A copy, because the
+        pass left behind may still count in the original.
+        """
+        copy = dataclasses.replace(self)
+        copy.left_claimed += copy.found - copy.accounted
+        return copy
 
     def fields(self):
         """The counts by name, as the summary line names them.
@@ -109,14 +188,18 @@ class Summary:
         """
         fields = dataclasses.asdict(self)
         fields['images_per_second'] = self.images_per_second
+        if self.first_takeable_at is not None:
+            fields['first_takeable_at'] = self.first_takeable_at.isoformat()
         return fields
 
     def describe(self):
         return ('found=%d scrubbed=%d failed=%d skipped=%d in_use=%d '
                 'locations_deleted=%d bytes_reclaimed=%d seconds=%.2f '
-                'images_per_second=%.1f throttled=%d concurrency=%d' % (
+                'images_per_second=%.1f throttled=%d concurrency=%d '
+                'left_claimed=%d claimed_elsewhere=%d' % (
                     self.found, self.scrubbed, self.failed, self.skipped,
                     self.in_use, self.locations_deleted,
                     self.bytes_reclaimed, self.seconds,
                     self.images_per_second, self.throttled,
-                    self.concurrency))
+                    self.concurrency, self.left_claimed,
+                    self.claimed_elsewhere))

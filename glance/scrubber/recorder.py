@@ -65,6 +65,11 @@ class Recorder:
             self._oldest = time.monotonic()
         self._waiting.extend(admitted)
 
+    @property
+    def unrecorded(self):
+        """Outcomes taken and not yet recorded (nor counted)."""
+        return len(self._waiting) + self._guard.holding
+
     def due_in(self):
         if not self._waiting:
             return self.MAX_WAIT
@@ -117,7 +122,9 @@ def _check_recorded(outcome, recorded):
                     'this one was deleting its data', outcome.image_id)
         return
     # Nothing in this tree or upstream's brings a claimed image back; a
-    # hand-made change did, and the data deleted is gone.
+    # hand-made change did, and the data deleted is gone. The claim is
+    # not this pass's any more, kept or not.
+    outcome.claim_kept = False
     outcome.fail(_('the image became %(status)s while its data was being '
                    'deleted; %(count)d locations deleted') % {
         'status': recorded.status,
@@ -125,21 +132,23 @@ def _check_recorded(outcome, recorded):
 
 
 def _unrecorded(outcome, error):
-    # The claim was written; what the workers did was not. The image stays
-    # claimed, as after a crash, and a later pass finishes it.
-    outcome.fail(_('could not record the scrub: %s; the image stays '
-                   'claimed until scrub_claim_timeout') % one_line(error))
-    outcome.claim_kept = True
+    # Nothing of the transaction was written, the give-back included: the
+    # image stays claimed, whatever the worker did, and none of its
+    # locations is recorded deleted (the pass that takes it over finds
+    # their data gone and records them).
+    outcome.deletions = []
+    outcome.keep_claim(_('could not record the scrub: %s') % one_line(error))
 
 
 def _log_outcome(outcome):
-    if outcome.claim_kept:
-        LOG.error('Image %(id)s not finished, left claimed for a later '
-                  'pass: %(reason)s',
-                  {'id': outcome.image_id, 'reason': outcome.reason})
-    elif outcome.result is model.Result.FAILED:
+    if outcome.result is model.Result.FAILED:
         LOG.error('Image %(id)s not scrubbed, left pending_delete for the '
                   'next pass: %(reason)s',
+                  {'id': outcome.image_id, 'reason': outcome.reason})
+    elif outcome.result is model.Result.LEFT_CLAIMED:
+        LOG.error('Image %(id)s not finished, left claimed until a later '
+                  'pass takes it over (scrub_claim_timeout); it cannot be '
+                  'restored meanwhile: %(reason)s',
                   {'id': outcome.image_id, 'reason': outcome.reason})
     elif outcome.result is model.Result.IN_USE:
         LOG.warning('Image %(id)s kept, its data is in use; left '
@@ -183,10 +192,12 @@ class Progress:
                  'scrubbed, %(failed)d failed, %(skipped)d skipped, '
                  '%(in_use)d in use, %(in_flight)d in flight, %(mib).1f MiB '
                  'reclaimed in %(elapsed).0f s; store: %(throttled)d '
-                 'requests throttled, %(concurrency)d at once',
+                 'requests throttled, %(concurrency)d at once; '
+                 '%(left_claimed)d left claimed',
                  {'found': summary.found, 'scrubbed': summary.scrubbed,
                   'failed': summary.failed, 'skipped': summary.skipped,
                   'in_use': summary.in_use, 'in_flight': in_flight,
+                  'left_claimed': summary.left_claimed,
                   'throttled': summary.throttled,
                   'concurrency': summary.concurrency,
                   'mib': summary.bytes_reclaimed / units.Mi,
@@ -246,6 +257,11 @@ class NotFoundGuard:
             return [outcome]
         self._held.append(outcome)
         return []
+
+    @property
+    def holding(self):
+        """How many outcomes wait for the verdict."""
+        return len(self._held)
 
     def release(self):
         """At the end of the pass: the held outcomes, settled or withheld.

@@ -128,7 +128,9 @@ class Scrubber:
         self.report_interval = settings.report_interval
         self._metrics = (metrics.MetricsFile(
             settings.metrics_file,
-            lambda: db_api.backlog_totals(context))
+            lambda: db_api.backlog_totals(context),
+            read_claims=lambda: claims.claimed_elsewhere(
+                context, self._membership, timeutils.utcnow()))
             if settings.metrics_file else metrics.NoMetrics())
         self._stopping = threading.Event()
         self._stop_reason = None
@@ -181,6 +183,7 @@ class Scrubber:
             lambda: self._run_pass(summary), self._stopping,
             self.report_interval)
         if not finished:
+            summary = summary.left_behind()
             summary.aborted = _('stopped while the database was not '
                                 'answering')
             summary.seconds = time.monotonic() - started
@@ -189,12 +192,22 @@ class Scrubber:
             self._log_summary(summary)
         return summary
 
-    def _new_queue(self):
-        now = timeutils.utcnow()
+    def _new_queue(self, now):
         return claims.Queue(
             self._context, self._page_size,
             now - datetime.timedelta(seconds=self._scrub_time),
             self._membership.takeover_cutoff(now))
+
+    def _claims_elsewhere(self, now):
+        """What waits for other passes at the start of this one."""
+        try:
+            return claims.claimed_elsewhere(self._context, self._membership,
+                                            now)
+        except (db_exception.DBError, sa_exc.SQLAlchemyError) as error:
+            # Only said, never acted on: no reason to fail the pass.
+            LOG.warning('Could not count the images claimed by other '
+                        'passes: %s', one_line(error))
+            return model.ClaimsElsewhere()
 
     def _proposed(self, queue):
         """The queue's images this scrubber is to claim, while it may."""
@@ -214,7 +227,9 @@ class Scrubber:
         LOG.info('Scrub pass starting: %(size)d at once on %(backend)s',
                  {'size': self.pool_size,
                   'backend': self._executors.backend})
-        queue = self._new_queue()
+        now = timeutils.utcnow()
+        queue = self._new_queue(now)
+        summary.note_claims_elsewhere(self._claims_elsewhere(now))
         # Images scrubbed since the last pass no longer need their data.
         self._data_users.forget()
         self._deleter.start_pass()
@@ -258,17 +273,35 @@ class Scrubber:
                            database_failure)
         summary.seconds = time.monotonic() - started
         self._note_pacing(summary)
+        # The file first: whoever waits for the summary line finds the
+        # metrics of the same pass.
+        self._metrics.pass_finished(summary, succeeded=summary.succeeded)
         self._log_summary(summary)
-        self._metrics.pass_finished(
-            summary, succeeded=not (summary.failed or summary.aborted))
         return summary
 
-    @staticmethod
-    def _log_summary(summary):
+    def _log_summary(self, summary):
         LOG.info('Scrub pass summary: %s', summary.describe(),
                  extra=summary.fields())
+        if summary.claimed_elsewhere:
+            self._log_claims_elsewhere(summary)
         if summary.aborted:
             LOG.error('Scrub pass stopped early: %s', summary.aborted)
+
+    def _log_claims_elsewhere(self, summary):
+        # After a crash the next pass finds nothing to do and exits 0,
+        # while the dead pass's images wait: say so, and until when. Info,
+        # not a warning: with coordination the other members' claims in
+        # flight are counted at every pass.
+        wait = summary.first_takeable_at - timeutils.utcnow()
+        LOG.info(
+            '%(count)d images are claimed by another scrub pass, running or '
+            'stopped, and were left to it: until a pass takes them over '
+            'they can be neither scrubbed nor restored. The first may be '
+            'taken over at %(at)s UTC, in %(seconds)d s (%(rule)s).',
+            {'count': summary.claimed_elsewhere,
+             'at': summary.first_takeable_at.isoformat(),
+             'seconds': max(0, wait.total_seconds()),
+             'rule': self._membership.takeover_rule()})
 
     def _lost_coordination(self):
         if self._membership.lost:
@@ -289,41 +322,52 @@ class Scrubber:
         return guard.tripped or bool(self._membership.lost)
 
     def _claim(self, queue, batch, summary):
-        """Claim *batch* on the primary; the images it may scrub."""
-        summary.found += len(batch)
+        """Claim *batch* on the primary; the images it may scrub.
+
+        The batch is found once the claim is decided, and each of its
+        images counted then unless it was claimed: a claim left waiting on
+        a database that does not answer may or may not be written, and
+        its images are in no count rather than in a wrong one.
+        """
         token = db_api.claim_token()
         try:
             # Announced before it is written, so that no other member takes
             # these claims for abandoned ones.
             self._membership.hold(token, len(batch))
         except coordination.CoordinationLost:
-            summary.found -= len(batch)
             return []
         try:
-            # Before the claim: the locations added up to a second ago are
-            # seen (DataUsers.REFRESH_INTERVAL).
-            self._data_users.refresh(self._context)
-            claims = db_api.claim_images(self._context, batch,
-                                         queue.deleted_before,
-                                         queue.claimed_before, token=token)
-            self._data_users.claimed(claims)
+            taken = self._claim_batch(queue, batch, token)
         except DATABASE_ERRORS as error:
             LOG.error('Could not claim %(count)d images, none of their data '
                       'was touched: %(error)s',
                       {'count': len(batch),
                        'error': one_line(error)})
-            summary.failed += len(batch)
             self._membership.release(token, len(batch))
+            summary.found += len(batch)
+            summary.failed += len(batch)
+            # The database is gone: the pass takes no more images.
             raise
-        self._membership.release(token, len(batch) - len(claims))
-        claimed = {claim.image_id for claim in claims}
+        self._membership.release(token, len(batch) - len(taken))
+        summary.found += len(batch)
+        claimed = {claim.image_id for claim in taken}
         for candidate in batch:
             if candidate.id not in claimed:
                 LOG.info('Image %s skipped: it was restored or claimed by '
                          'another pass before this one could claim it; '
                          'nothing deleted', candidate.id)
                 summary.skipped += 1
-        return claims
+        return taken
+
+    def _claim_batch(self, queue, batch, token):
+        # Before the claim: the locations added up to a second ago are
+        # seen (DataUsers.REFRESH_INTERVAL).
+        self._data_users.refresh(self._context)
+        taken = db_api.claim_images(self._context, batch,
+                                    queue.deleted_before,
+                                    queue.claimed_before, token=token)
+        self._data_users.claimed(taken)
+        return taken
 
     def _collect(self, in_flight, records, progress):
         """Wait for some job to finish and hand it to the recorder."""
@@ -335,7 +379,10 @@ class Scrubber:
         progress.finished += len(done)
         records.flush_if_due()
         self._note_pacing(records.summary)
-        progress.maybe_report(records.summary, len(in_flight))
+        # Images finished but not yet recorded are still in flight: the
+        # progress line adds up as the summary does.
+        progress.maybe_report(records.summary,
+                              len(in_flight) + records.unrecorded)
 
     def _note_pacing(self, summary):
         summary.throttled = self._gate.throttled

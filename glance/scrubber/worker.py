@@ -56,10 +56,8 @@ class Worker:
                 # its data afterwards; kept claimed, as a crash leaves it,
                 # it cannot be restored, and a later pass takes it over
                 # after scrub_claim_timeout and finishes it.
-                outcome.fail(_('location %(id)s: %(error)s; the image stays '
-                               'claimed until scrub_claim_timeout') % {
+                outcome.keep_claim(_('location %(id)s: %(error)s') % {
                     'id': location.id, 'error': error})
-                outcome.claim_kept = True
                 return
             except errors.LocationInUse as error:
                 outcome.result = model.Result.IN_USE

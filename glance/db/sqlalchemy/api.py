@@ -423,6 +423,42 @@ def backlog_totals(context):
     return BacklogTotals(count, oldest)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClaimedTotals:
+    """The images claimed by a pass and not finished, since some time.
+
+    ``oldest_claimed_at`` is the oldest of their claims' stamps, None
+    when there is none.
+    """
+
+    count: int
+    oldest_claimed_at: datetime.datetime = None
+
+
+@retry_on_db_error
+def claimed_totals(context, claimed_after):
+    """Count the claims stamped after *claimed_after*, and find the oldest.
+
+    A claimed image is a deleted image with pending_delete locations (see
+    the module's docstring). Those whose claim is more recent than the
+    takeover cutoff are the ones no pass may take yet: a pass works on
+    them, or one stopped and they wait. One aggregate statement, which
+    the index on updated_at narrows to the recent claims. Read on the
+    primary, where the claims are written.
+
+    :returns: a ClaimedTotals.
+    """
+    image = models.Image
+    query = (sa.select(sa.func.count(image.id), sa.func.min(image.updated_at))
+             .where(image.status == DELETED,
+                    image.deleted == sql.true(),
+                    image.updated_at > claimed_after,
+                    _has_pending_location()))
+    with _reader(context) as session:
+        count, oldest = session.execute(query).one()
+    return ClaimedTotals(count, oldest)
+
+
 # --- claims -----------------------------------------------------------------
 
 
@@ -705,6 +741,45 @@ def list_backlog(context, marker=None, limit=500, deleted_before=None):
         locations = (_pending_locations(session, [row.id for row in rows])
                      if rows else {})
     return [BacklogImage(row.id, row.deleted_at, row.size,
+                         tuple(locations.get(row.id, ())))
+            for row in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedImage:
+    """An image a pass claimed and has not finished, as --list shows it.
+
+    ``claimed_at`` is its claim's stamp; ``locations`` are the
+    pending_delete locations left, in id order.
+    """
+
+    id: str
+    claimed_at: datetime.datetime
+    size: int
+    locations: tuple
+
+
+@retry_on_db_error
+def list_claimed(context, marker=None, limit=500):
+    """Return one page of the claimed, unfinished images: ClaimedImages.
+
+    Every deleted image with pending_delete locations, whoever claimed it
+    and however long ago, ordered by id after *marker*. Read only, on the
+    primary, like list_backlog().
+    """
+    image = models.Image
+    query = (sa.select(image.id, image.updated_at, image.size)
+             .where(image.status == DELETED,
+                    image.deleted == sql.true(),
+                    _has_pending_location()))
+    if marker is not None:
+        query = query.where(image.id > marker)
+    query = query.order_by(image.id).limit(limit)
+    with _reader(context) as session:
+        rows = session.execute(query).all()
+        locations = (_pending_locations(session, [row.id for row in rows])
+                     if rows else {})
+    return [ClaimedImage(row.id, row.updated_at, row.size,
                          tuple(locations.get(row.id, ())))
             for row in rows]
 

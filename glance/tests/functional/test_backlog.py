@@ -129,8 +129,10 @@ def test_list_shows_each_pending_delete_image_and_the_totals(
                                            status='deleted'))
     young = scenario.pending_images([scenario.Placement(file_store)], 1, 2,
                                     deleted_seconds_ago=60)[0]
-    decoys = [live_image_at(file_store.put('live')),
-              image_at(file_store.put('done'), status='deleted'),
+    # Claimed an hour ago (seed's stamp) by a pass that stopped: listed
+    # apart, takeable now.
+    abandoned = image_at(file_store.put('abandoned'), status='deleted')
+    decoys = [live_image_at(file_store.put('live')), abandoned,
               image_at(file_store.put('not-soft-deleted'), deleted=False)]
     images = due + [several, young] + decoys
     seed.insert(database.engine, images)
@@ -159,6 +161,11 @@ def test_list_shows_each_pending_delete_image_and_the_totals(
     assert 'oldest deleted %s (2h00m ago)' % oldest in run.stdout or \
         'oldest deleted %s (2h01m ago)' % oldest in run.stdout, \
         run.describe()
+    claimed = scenario.claimed_listed(run)
+    assert list(claimed) == [abandoned.id], run.describe()
+    assert claimed[abandoned.id][1] == 'now'
+    assert 'Claimed: 1 image, 1024 bytes (1.0 KiB); may be taken over now: ' \
+        '1 image (scrub_claim_timeout: 3600 s)' in run.stdout, run.describe()
     assert scenario.rows_of(database.engine,
                             [image.id for image in images]) == rows
     assert file_store.names() == files
@@ -175,6 +182,7 @@ def test_list_pages_through_a_long_backlog(database, config):
     check_read_only_run(run)
     assert sorted(listed(run)) == sorted(image.id for image in images)
     assert totals_of(run, LIST_TOTAL) == (1234, 1234 * 1024)
+    assert run.stdout.splitlines()[-1] == 'Claimed: 0 images'
 
 
 def test_list_names_multi_store_backends_and_reads_encrypted_urls(

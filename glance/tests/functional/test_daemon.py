@@ -138,6 +138,9 @@ def test_daemon_stopped_mid_pass_finishes_the_images_in_flight(
     check_clean_exit(run)
     deleted = check_nothing_half_done(engine, s3_bucket, images)
     assert run.summary['scrubbed'] == len(deleted)
+    # The pass that stopped early accounts for every image it found.
+    scenario.check_adds_up(run.summary)
+    assert run.summary['found'] == len(deleted), run.describe()
     # Every image the pass started on was finished; after the signal it
     # took no new ones, so most of the backlog is still waiting.
     assert touched and touched <= deleted

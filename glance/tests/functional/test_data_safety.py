@@ -22,8 +22,10 @@ data, and a deleted image with none.
 
 import datetime
 import os
+import re
 
 from oslo_utils import timeutils
+from prometheus_client import parser
 import pytest
 
 from glance.tests import databases
@@ -108,6 +110,46 @@ def backdate_claims(engine, seconds=7200):
                            .values(updated_at=stamp))
 
 
+CLAIMED_TOTAL = re.compile(r'^Claimed: (\d+) images?, (\d+) bytes.*; may be '
+                           r'taken over now: (\d+) images?; the next in '
+                           r'(\S+) \(scrub_claim_timeout: 3600 s\)$')
+# What --list says of a claim made a moment ago, an hour to go.
+AN_HOUR_TO_GO = re.compile(r'59m[0-5]\ds|1h00m')
+
+
+def check_said_what_waits(config, run, metrics_path, claimed):
+    """The pass, --list and the metrics show the claims of a dead pass.
+
+    They were made a moment ago: an hour (scrub_claim_timeout) to go.
+    """
+    assert run.summary['claimed_elsewhere'] == len(claimed), run.describe()
+    assert '%d images are claimed by another scrub pass' % len(claimed) \
+        in run.stdout, run.describe()
+    assert 'scrub_claim_timeout (3600 s) after the claim' in run.stdout
+
+    listing = fixtures.run_scrubber(config, '--list')
+    assert listing.returncode == 0, listing.describe()
+    rows = scenario.claimed_listed(listing)
+    assert set(rows) == claimed, listing.describe()
+    assert all(AN_HOUR_TO_GO.fullmatch(takeable_in)
+               for _at, takeable_in in rows.values()), listing.describe()
+    totals = [CLAIMED_TOTAL.match(line)
+              for line in listing.stdout.splitlines()]
+    totals = [match for match in totals if match]
+    assert len(totals) == 1, listing.describe()
+    images, _bytes, takeable_now, next_in = totals[0].groups()
+    assert (int(images), int(takeable_now)) == (len(claimed), 0)
+    assert AN_HOUR_TO_GO.fullmatch(next_in), listing.describe()
+
+    with open(metrics_path) as stream:
+        values = {sample.name: sample.value for family
+                  in parser.text_string_to_metric_families(stream.read())
+                  for sample in family.samples}
+    assert values['glance_scrubber_claimed_images'] == len(claimed)
+    assert 3500 < values[
+        'glance_scrubber_claimed_next_takeable_seconds'] <= 3600, values
+
+
 @pytest.mark.parametrize('database', DATABASES, indirect=True)
 @pytest.mark.parametrize('step', ('delete', 'record'))
 def test_a_pass_killed_after_its_claims_is_finished_by_a_later_one(
@@ -115,15 +157,17 @@ def test_a_pass_killed_after_its_claims_is_finished_by_a_later_one(
     """kill -9 with images claimed, their data there or already deleted.
 
     Until the claim timeout those images belong to the dead pass: no
-    restore brings them back and no pass takes them. Then a pass takes
-    the claims over and deletes whatever is left, however much of the
-    data it finds already gone.
+    restore brings them back and no pass takes them, and the next pass,
+    --list and the metrics say how many wait and until when. Then a pass
+    takes the claims over and deletes whatever is left, however much of
+    the data it finds already gone.
     """
     engine = database.engine
     stores = scenario.StoreSet(file=file_store)
     images = scenario.pending_images([scenario.Placement(file_store)], 25,
                                      1)
     seed.insert(engine, images)
+    metrics_path = str(tmp_path / 'glance_scrubber.prom')
 
     with fixtures.PausedScrubber(config, step) as scrub:
         scrub.wait_until_paused()
@@ -135,14 +179,17 @@ def test_a_pass_killed_after_its_claims_is_finished_by_a_later_one(
         config.on_another_host(tmp_path / 'elsewhere'), '--restore',
         sorted(claimed)[0]))
 
+    config.set('DEFAULT', metrics_file=metrics_path)
     run = fixtures.run_scrubber(config)
     assert run.returncode == 0, run.describe()
     assert scenario.claimed_ids(engine) == claimed  # not taken: not old enough
+    check_said_what_waits(config, run, metrics_path, claimed)
     backdate_claims(engine)
     run = fixtures.run_scrubber(config)
 
     assert run.returncode == 0, run.describe()
     assert scenario.summary_counts(run.summary)['scrubbed'] == len(claimed)
+    assert run.summary['claimed_elsewhere'] == 0, run.describe()
     for image in images:
         scenario.check_image_scrubbed(engine, stores, image)
     assert file_store.names() == []

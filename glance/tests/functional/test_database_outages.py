@@ -120,6 +120,9 @@ def test_a_stop_is_acted_on_while_the_database_is_frozen(
     assert run.summary is not None, run.describe()
     assert run.returncode == 1, run.describe()
     assert 'stopped while the database was not answering' in run.output
+    # What the pass had claimed and not recorded is counted, left claimed.
+    scenario.check_adds_up(run.summary)
+    assert run.summary.get('left_claimed', 0) > 0, run.describe()
 
 
 @pytest.mark.parametrize('database', ('mysql', 'postgresql'),
@@ -143,3 +146,4 @@ def test_an_outage_longer_than_the_retries_ends_with_a_summary(
     assert 'Traceback' not in run.output, run.describe()
     assert len(run.stderr.splitlines()) == 1, run.describe()
     assert 'Scrub pass stopped early' in run.stdout, run.describe()
+    scenario.check_adds_up(run.summary)

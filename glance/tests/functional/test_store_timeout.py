@@ -14,10 +14,10 @@
 
 The counting proxy in front of the S3 server accepts the requests for one
 image's object and never answers them, as a hung store does. The pass
-fails that image, scrubs the others, ends and exits 1 within about the
-bound; the image stays claimed (it cannot be restored while the abandoned
-call may still delete its data) and a pass after scrub_claim_timeout
-finishes it. The first test runs with the proxy in front of a Ceph RGW
+scrubs the others, ends and exits 1 within about the bound; that image
+is left claimed (it cannot be restored while the abandoned call may
+still delete its data) and a pass after scrub_claim_timeout finishes
+it. The first test runs with the proxy in front of a Ceph RGW
 as well (default backend): RGW cannot be made to hang one object's
 requests by itself. The daemon test is about the daemon's next pass, not
 the server: moto only.
@@ -74,7 +74,7 @@ def age_claim(engine, image_id, seconds):
 
 
 @conftest.on_both_backends_and_rgw
-def test_a_store_that_never_answers_fails_its_image_and_the_pass_ends(
+def test_a_store_that_never_answers_leaves_its_image_claimed(
         backend, database, config, proxy, s3_bucket):
     images, hung = hung_store(config, proxy, s3_bucket, 4)
     seed.insert(database.engine, images)
@@ -83,9 +83,13 @@ def test_a_store_that_never_answers_fails_its_image_and_the_pass_ends(
 
     assert run.returncode == 1, run.describe()
     assert 'Traceback' not in run.output, run.describe()
+    # Left claimed, not failed: a failed image is pending_delete again.
     assert scenario.summary_counts(run.summary) == {
-        'found': 4, 'scrubbed': 3, 'failed': 1, 'skipped': 0, 'in_use': 0,
-        'locations_deleted': 3, 'bytes_reclaimed': 3 * scenario.IMAGE_SIZE}
+        'found': 4, 'scrubbed': 3, 'failed': 0, 'skipped': 0, 'in_use': 0,
+        'left_claimed': 1, 'locations_deleted': 3,
+        'bytes_reclaimed': 3 * scenario.IMAGE_SIZE}
+    assert 'glance-scrubber: 1 images stay claimed until a later pass ' \
+        'takes them over (scrub_claim_timeout)' in run.stderr, run.describe()
     assert run.summary['seconds'] < RUN_TIMEOUT / 2, run.describe()
     assert [line for line in run.output.splitlines()
             if hung.id in line and 'scrub_store_timeout' in line and
@@ -131,10 +135,12 @@ def test_a_daemon_goes_on_after_a_store_call_timed_out(
     assert stopped.returncode == 0, stopped.describe()
     assert 'Traceback' not in stopped.output, stopped.describe()
     first, second = stopped.summaries[:2]
-    assert (first['scrubbed'], first['failed']) == (1, 1), \
+    assert (first['scrubbed'], first['failed'], first['left_claimed']) == \
+        (1, 0, 1), stopped.describe()
+    # The next pass leaves the claimed image alone until the claim is old,
+    # and says it waits.
+    assert (second['found'], second['claimed_elsewhere']) == (0, 1), \
         stopped.describe()
-    # The next pass leaves the claimed image alone until the claim is old.
-    assert second['found'] == 0, stopped.describe()
 
 
 # Every message to an OSD waits up to this long: one delete sends dozens.
@@ -166,7 +172,7 @@ def test_a_call_stuck_in_librbd_does_not_keep_the_process_alive(
 
     assert run.returncode == 1, run.describe()
     assert 'Traceback' not in run.output, run.describe()
-    assert scenario.summary_counts(run.summary)['failed'] == 1
+    assert scenario.summary_counts(run.summary)['left_claimed'] == 1
     # The pass ended at the bound; the process did not wait for librbd.
     assert elapsed < run.summary['seconds'] + 20, (elapsed, run.describe())
     assert seed.image_status(database.engine, image.id).status == 'deleted'

@@ -159,6 +159,52 @@ class TestStopSignals(testtools.TestCase):
         self.assertEqual('', logs.output)
 
 
+class OnePass:
+    """Stands for the Scrubber: its pass ends with *summary*."""
+
+    def __init__(self, summary):
+        self.summary = summary
+
+    def stop(self, reason=None):
+        pass
+
+    def run_once(self):
+        return self.summary
+
+
+class TestExitOfOnePass(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        self.stderr = self.useFixture(fixtures.StringStream('stderr')).stream
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', self.stderr))
+
+    def run_pass(self, **counts):
+        self.stderr.seek(0)
+        self.stderr.truncate()
+        code = cmd.run_once(OnePass(scrubber.Summary(**counts)))
+        self.stderr.seek(0)
+        return code, self.stderr.read().splitlines()
+
+    def test_a_clean_pass_exits_0_and_says_nothing(self):
+        self.assertEqual((0, []), self.run_pass(found=3, scrubbed=2,
+                                                in_use=1))
+
+    def test_images_left_claimed_are_not_a_clean_pass(self):
+        self.assertEqual((1, [
+            'glance-scrubber: 2 images could not be scrubbed and stay '
+            'pending_delete for the next pass; 1 images stay claimed until '
+            'a later pass takes them over (scrub_claim_timeout); the log '
+            'says why']), self.run_pass(found=4, scrubbed=1, failed=2,
+                                        left_claimed=1))
+        self.assertEqual((1, [
+            'glance-scrubber: 1 images stay claimed until a later pass '
+            'takes them over (scrub_claim_timeout); the log says why']),
+            self.run_pass(found=1, left_claimed=1))
+
+
 class TestUnexpectedErrors(testtools.TestCase):
 
     def test_an_uncaught_error_is_logged_and_said_in_one_line(self):

@@ -339,6 +339,93 @@ def test_abandoned_claims_page_by_image_id(db, context):
     assert [found.id for found in seen] == sorted(i.id for i in images)
 
 
+# claimed_totals and list_claimed
+
+def claimed_by_a_pass(*urls, seconds_ago=0):
+    """An image a pass claimed *seconds_ago* and has not finished."""
+    return seed.Image(pending(*urls), status='deleted'), \
+        api.claim_token() - datetime.timedelta(seconds=seconds_ago)
+
+
+def test_claimed_totals_count_recent_unfinished_claims_and_the_oldest(
+        db, context):
+    (young, young_stamp), (older, older_stamp) = (
+        claimed_by_a_pass('file:///young', seconds_ago=5),
+        claimed_by_a_pass('file:///older-a', 'file:///older-b',
+                          seconds_ago=40))
+    # Each decoy differs from a recent claim in exactly one respect.
+    (abandoned, abandoned_stamp) = claimed_by_a_pass(
+        'file:///abandoned', seconds_ago=3600)
+    finished = seed.Image([seed.Location('file:///done', status='deleted')],
+                          status='deleted')
+    waiting = seed.Image(pending('file:///waiting'))
+    not_deleted = seed.Image(pending('file:///kept'), status='deleted')
+    seed.insert(db.engine, [young, older, abandoned, finished, waiting,
+                            not_deleted])
+    for image, stamp in ((young, young_stamp), (older, older_stamp),
+                         (abandoned, abandoned_stamp),
+                         (finished, young_stamp), (waiting, young_stamp),
+                         (not_deleted, young_stamp)):
+        update_image(db.engine, image.id, updated_at=stamp)
+    update_image(db.engine, not_deleted.id, deleted=False)
+
+    with StatementCounter(api.get_engine()) as counter:
+        totals = api.claimed_totals(context, claimed_before())
+
+    assert totals == api.ClaimedTotals(2, older_stamp)
+    assert len(counter.take()) == 1
+
+
+def test_claimed_totals_leave_out_a_claim_stamped_at_the_cutoff(db, context):
+    image, stamp = claimed_by_a_pass('file:///edge', seconds_ago=60)
+    seed.insert(db.engine, [image])
+    update_image(db.engine, image.id, updated_at=stamp)
+
+    # Stamped at the cutoff, it is takeable: list_abandoned_claims has it.
+    assert api.claimed_totals(context, stamp) == api.ClaimedTotals(0, None)
+    assert api.claimed_totals(
+        context, stamp - datetime.timedelta(seconds=1)) == \
+        api.ClaimedTotals(1, stamp)
+
+
+def test_claimed_totals_see_a_claim_just_made(db, context):
+    image = seed.insert(db.engine, [seed.Image(pending('file:///c'))])[0]
+    made = claim(context, image)[0]
+
+    assert api.claimed_totals(context, claimed_before()) == \
+        api.ClaimedTotals(1, made.token)
+
+
+def test_list_claimed_pages_every_unfinished_claim_with_its_locations(
+        db, context):
+    claims = [claimed_by_a_pass('file:///%d-a' % i, 'file:///%d-b' % i,
+                                seconds_ago=3600 * (i % 2))
+              for i in range(5)]
+    finished = seed.Image([seed.Location('file:///done', status='deleted')],
+                          status='deleted')
+    waiting = seed.Image(pending('file:///waiting'))
+    images = seed.insert(db.engine, [image for image, _stamp in claims] +
+                         [finished, waiting])
+    stamps = {}
+    for image, stamp in claims:
+        update_image(db.engine, image.id, updated_at=stamp)
+        stamps[image.id] = stamp
+    marker, seen = None, []
+    while True:
+        page = api.list_claimed(context, marker=marker, limit=2)
+        seen += page
+        if len(page) < 2:
+            break
+        marker = page[-1].id
+
+    assert [one.id for one in seen] == sorted(stamps)
+    for one in seen:
+        assert one.claimed_at == stamps[one.id]
+        assert one.size == images[0].size
+        assert [location.id for location in one.locations] == \
+            location_ids(db.engine, one.id)
+
+
 # claim_images
 
 def test_claim_takes_the_images_still_eligible_and_no_other(db, context):

@@ -128,3 +128,31 @@ class TestDuration(testtools.TestCase):
                          [backlog.duration(seconds) for seconds in
                           (0, 0.2, 45, 60, 552, 3 * 3600 + 300,
                            2 * 86400 + 4 * 3600 + 59)])
+
+
+class TestClaimedTotals(testtools.TestCase):
+
+    def lines(self, coordinated=False, **counts):
+        return list(backlog._claimed_totals(
+            backlog.ClaimedListTotals(**counts), 3600, coordinated))
+
+    def test_no_claim_is_said_too(self):
+        self.assertEqual(['Claimed: 0 images'],
+                         self.lines(coordinated=True))
+
+    def test_how_many_may_be_taken_now_and_when_the_next(self):
+        self.assertEqual(
+            ['Claimed: 3 images, 3072 bytes (3.0 KiB); may be taken over '
+             'now: 1 image; the next in 50m00s (scrub_claim_timeout: '
+             '3600 s)'],
+            self.lines(images=3, bytes=3072, takeable_now=1,
+                       next_takeable_in=3000))
+
+    def test_with_coordination_a_dead_members_claims_go_sooner(self):
+        lines = self.lines(coordinated=True, images=1, bytes=10,
+                           takeable_now=1)
+
+        self.assertEqual('Claimed: 1 image, 10 bytes; may be taken over '
+                         'now: 1 image (scrub_claim_timeout: 3600 s)',
+                         lines[0])
+        self.assertIn('taken over 60 s after they were made', lines[1])

@@ -94,6 +94,8 @@ class TestAlone(testtools.TestCase):
         self.assertEqual(now - datetime.timedelta(seconds=600),
                          alone.takeover_cutoff(now))
         self.assertIsNone(alone.lost)
+        self.assertEqual('scrub_claim_timeout (600 s) after the claim',
+                         alone.takeover_rule())
 
 
 class TestSharing(MembersTestCase):
@@ -190,6 +192,8 @@ class TestClaimsInFlight(MembersTestCase):
         self.assertEqual(
             now - datetime.timedelta(seconds=coordination.Member.ORPHAN_AGE),
             self.other.takeover_cutoff(now))
+        self.assertEqual('60 s after the claim, once no live member of the '
+                         'group announces it', self.other.takeover_rule())
 
 
 class TestBackendWithoutCapabilities(MembersTestCase):
@@ -200,6 +204,7 @@ class TestBackendWithoutCapabilities(MembersTestCase):
 
         self.assertEqual(now - datetime.timedelta(seconds=CLAIM_TIMEOUT),
                          member.takeover_cutoff(now))
+        self.assertIn('scrub_claim_timeout', member.takeover_rule())
         # Nothing announced, so nothing is kept from a takeover: the
         # listing's cutoff is what protects live claims.
         self.assertTrue(member.proposes(candidate(

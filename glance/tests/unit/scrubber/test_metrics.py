@@ -35,7 +35,10 @@ from glance.common import exception
 from glance import context as glance_context
 from glance.db.sqlalchemy import api
 from glance import scrubber
+from glance.scrubber import claims
+from glance.scrubber import coordination
 from glance.scrubber import metrics
+from glance.scrubber import model
 from glance.tests import seed
 
 NAME = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*$')
@@ -67,6 +70,9 @@ def every_gauge():
             metrics.backlog_gauges(
                 api.BacklogTotals(3, NOW - datetime.timedelta(hours=2)),
                 NOW) +
+            metrics.claims_gauges(
+                model.ClaimsElsewhere(4, NOW + datetime.timedelta(minutes=30)),
+                NOW) +
             [metrics.last_success_gauge(1764331200.25)])
 
 
@@ -89,9 +95,14 @@ def test_the_pass_backlog_and_last_success_read_back():
     assert value_of(text, 'glance_scrubber_backlog_images') == 3
     assert value_of(text, 'glance_scrubber_backlog_oldest_age_seconds') == \
         7200
+    assert value_of(text, 'glance_scrubber_claimed_images') == 4
+    assert value_of(text, 'glance_scrubber_claimed_next_takeable_seconds') \
+        == 1800
     assert value_of(
         text, 'glance_scrubber_last_success_timestamp_seconds') == \
         1764331200.25
+    assert value_of(text, 'glance_scrubber_pass_images',
+                    result='left_claimed') == 0
 
 
 def test_every_family_is_a_documented_gauge_named_by_the_conventions():
@@ -124,6 +135,20 @@ def test_a_running_pass_says_so():
 
     assert value_of(text, 'glance_scrubber_pass_running') == 1
     assert value_of(text, 'glance_scrubber_pass_duration_seconds') == 3.0
+
+
+def test_no_claim_and_a_claim_already_takeable_wait_zero_seconds():
+    none = metrics.render(metrics.claims_gauges(model.ClaimsElsewhere(),
+                                                NOW))
+    overdue = metrics.render(metrics.claims_gauges(
+        model.ClaimsElsewhere(2, NOW - datetime.timedelta(seconds=5)), NOW))
+
+    assert value_of(none, 'glance_scrubber_claimed_images') == 0
+    assert value_of(none,
+                    'glance_scrubber_claimed_next_takeable_seconds') == 0
+    assert value_of(overdue, 'glance_scrubber_claimed_images') == 2
+    assert value_of(overdue,
+                    'glance_scrubber_claimed_next_takeable_seconds') == 0
 
 
 def test_no_backlog_has_no_age_and_never_succeeded_is_zero():
@@ -272,6 +297,30 @@ def test_a_database_error_leaves_the_backlog_out(tmp_path):
     assert 'glance_scrubber_pass_images' in names
 
 
+def test_the_claims_are_written_and_left_out_when_they_cannot_be_read(
+        tmp_path):
+    path = str(tmp_path / 'glance_scrubber.prom')
+    read = [lambda: model.ClaimsElsewhere(
+        7, timeutils.utcnow() + datetime.timedelta(seconds=90))]
+    metrics_file = metrics.MetricsFile(path, no_backlog,
+                                       read_claims=lambda: read[0]())
+
+    metrics_file.refresh()
+    text = open(path).read()
+    assert value_of(text, 'glance_scrubber_claimed_images') == 7
+    assert 85 < value_of(
+        text, 'glance_scrubber_claimed_next_takeable_seconds') <= 90
+
+    def unreachable():
+        raise db_exception.DBConnectionError('gone')
+
+    read[0] = unreachable
+    metrics_file.refresh()
+    names = families(open(path).read())
+    assert 'glance_scrubber_claimed_images' not in names
+    assert 'glance_scrubber_backlog_images' in names
+
+
 def test_a_write_that_fails_is_logged_once_and_never_raised(
         tmp_path, caplog):
     folder = tmp_path / 'gone'
@@ -324,6 +373,29 @@ def test_backlog_counts_the_pending_delete_images_and_the_oldest(db):
     assert totals.count == 3
     age = (before - totals.oldest_deleted_at).total_seconds()
     assert 7198 <= age <= 7202
+
+
+def test_claims_elsewhere_count_the_claims_not_yet_takeable(db):
+    context = glance_context.get_admin_context()
+    now = timeutils.utcnow()
+    recent, old = [seed.Image([seed.Location('file:///%s' % name)],
+                              status='deleted')
+                   for name in ('recent', 'old')]
+    seed.insert(db.engine, [recent, old])
+    stamp = now.replace(microsecond=0) - datetime.timedelta(seconds=100)
+    with db.engine.begin() as connection:
+        connection.execute(seed.IMAGES.update()
+                           .where(seed.IMAGES.c.id == recent.id)
+                           .values(updated_at=stamp))
+
+    elsewhere = claims.claimed_elsewhere(context, coordination.Alone(600),
+                                         now)
+
+    # The other claim, an hour old (seed's), can be taken over now.
+    assert elsewhere == model.ClaimsElsewhere(
+        1, stamp + datetime.timedelta(seconds=600))
+    assert claims.claimed_elsewhere(
+        context, coordination.Alone(60), now) == model.ClaimsElsewhere()
 
 
 # --- the options ------------------------------------------------------------

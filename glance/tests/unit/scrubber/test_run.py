@@ -25,6 +25,7 @@ age past the claim timeout; nothing here sleeps to wait for something.
 """
 
 import datetime
+import functools
 import os
 import threading
 
@@ -41,8 +42,12 @@ import testtools
 from glance.common import exception
 from glance.db.sqlalchemy import api as db_api
 from glance import scrubber
+from glance.scrubber import coordination
 from glance.scrubber import data_users
+from glance.scrubber import metrics
+from glance.scrubber import pass_watch
 from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import errors
 from glance.scrubber.stores import layout
 from glance.scrubber.stores import urls
 from glance.tests import seed
@@ -484,6 +489,49 @@ class TestClaims(ScrubberTestCase):
         self.assertEqual(['deleted', 'pending_delete'],
                          self.location_statuses(image))
 
+    def test_claims_no_pass_may_take_yet_are_counted_and_said(self):
+        image = self.insert(self.abandoned_claim('img'))[0]
+        stamp = db_api.claim_token() - datetime.timedelta(seconds=100)
+        self.set_image(image, updated_at=stamp)
+
+        summary = self.make_scrubber(RecordingDeleter()).run_once()
+
+        self.assertEqual((0, 1), (summary.found, summary.claimed_elsewhere))
+        takeable_at = stamp + datetime.timedelta(seconds=CLAIM_TIMEOUT)
+        self.assertEqual(takeable_at, summary.first_takeable_at)
+        self.assertIn('claimed_elsewhere=1', self.logs.output)
+        self.assertRegex(
+            self.logs.output,
+            r'1 images are claimed by another scrub pass, running or '
+            r'stopped, and were left to it: .* The first may be taken over '
+            r'at %s UTC, in (499|500) s \(scrub_claim_timeout \(600 s\) '
+            r'after the claim\)' % takeable_at.isoformat())
+
+    def test_a_pass_counts_the_claims_it_left_in_the_next_one(self):
+        image = self.insert(pending_image('img'))[0]
+
+        def store_hangs(image_id, location):
+            raise errors.StoreTimeout('no answer within 3 seconds')
+
+        first = self.make_scrubber(
+            RecordingDeleter(on_delete=store_hangs)).run_once()
+        second = self.make_scrubber(RecordingDeleter()).run_once()
+
+        # Counted when the pass starts: its own claims are not elsewhere.
+        self.assertEqual((1, 0), (first.left_claimed,
+                                  first.claimed_elsewhere))
+        self.assertEqual((0, 1), (second.found, second.claimed_elsewhere))
+        self.assertEqual('deleted', self.status_of(image))
+
+    def test_no_claim_elsewhere_says_nothing(self):
+        self.insert(pending_image('img'))
+
+        summary = self.make_scrubber(RecordingDeleter()).run_once()
+
+        self.assertEqual((0, None), (summary.claimed_elsewhere,
+                                     summary.first_takeable_at))
+        self.assertNotIn('claimed by another scrub pass', self.logs.output)
+
     def test_image_claimed_by_another_pass_before_the_claim_is_skipped(self):
         image = self.insert(pending_image('img'))[0]
 
@@ -535,7 +583,10 @@ class TestClaims(ScrubberTestCase):
                 side_effect=db_exception.DBConnectionError('went away')):
             first = self.make_scrubber(RecordingDeleter()).run_once()
         # The data is gone, the record is not: the image stays claimed.
-        self.assertEqual(1, first.failed)
+        self.assertEqual((0, 1, 0), (first.failed, first.left_claimed,
+                                     first.locations_deleted))
+        self.assertIn('Image %s not finished, left claimed' % image.id,
+                      self.logs.output)
         self.assertEqual('deleted', self.status_of(image))
         self.assertEqual(['pending_delete'] * 2,
                          self.location_statuses(image))
@@ -1026,6 +1077,193 @@ class TestStopAndProgress(ScrubberTestCase):
         self.assertEqual([], deleter.asked)
 
 
+class LosingMembership(coordination.Alone):
+    """Alone until its second claim, which finds the backend gone."""
+
+    def __init__(self):
+        super().__init__(CLAIM_TIMEOUT)
+        self.holds = 0
+        self._lost = None
+
+    @property
+    def lost(self):
+        return self._lost
+
+    def hold(self, token, count):
+        self.holds += 1
+        if self.holds > 1:
+            self._lost = 'no answer for 31 seconds'
+            raise coordination.CoordinationLost(reason=self._lost)
+
+
+def counted(summary):
+    """Every image a summary puts in a count, added up by hand."""
+    return (summary.scrubbed + summary.failed + summary.skipped +
+            summary.in_use + summary.left_claimed)
+
+
+class TestEveryImageFoundIsCounted(ScrubberTestCase):
+    """found == scrubbed + failed + skipped + in_use + left_claimed.
+
+    However the pass ends: complete, stopped, tripped, cut off from the
+    coordination backend, unable to claim or to record, left behind by a
+    database that stopped answering.
+    """
+
+    def assertAddsUp(self, summary):
+        self.assertEqual(summary.found, counted(summary), summary.describe())
+        self.assertIn('Scrub pass summary: %s' % summary.describe(),
+                      self.logs.output)
+
+    def test_a_complete_pass_with_every_result(self):
+        scrubbed, failing, in_use, restored, hung = self.insert(
+            *[pending_image(name, id=ordered_id(number)) for number, name
+              in enumerate(('ok', 'bad', 'cloned', 'restored', 'hung'))])
+
+        def restore_before_the_claim():
+            self.set_image(restored, status='active', deleted=False)
+
+        def store_hangs(image_id, location):
+            if image_id == hung.id:
+                raise errors.StoreTimeout('no answer within 3 seconds')
+
+        deleter = RecordingDeleter(fail_urls=urls_of(failing),
+                                   in_use_urls=urls_of(in_use),
+                                   on_refresh=restore_before_the_claim,
+                                   on_delete=store_hangs)
+        summary = self.make_scrubber(deleter).run_once()
+
+        self.assertEqual((5, 1, 1, 1, 1, 1), (
+            summary.found, summary.scrubbed, summary.failed, summary.skipped,
+            summary.in_use, summary.left_claimed))
+        self.assertAddsUp(summary)
+        # The hung image is neither given back nor restorable.
+        self.assertEqual('deleted', self.status_of(hung))
+        self.assertEqual(['pending_delete'], self.location_statuses(hung))
+
+    def test_a_pass_stopped_by_a_signal(self):
+        self.insert(*[pending_image('img%d' % i) for i in range(20)])
+        the_scrubber = None
+
+        def stop_at_first(image_id, location):
+            the_scrubber.stop('SIGTERM')
+
+        deleter = RecordingDeleter(on_delete=stop_at_first, delay=0.01)
+        the_scrubber = self.make_scrubber(deleter, pool_size=2)
+        summary = the_scrubber.run_once()
+
+        self.assertLess(summary.found, 20)
+        self.assertAddsUp(summary)
+
+    def test_a_pass_the_not_found_guard_stops(self):
+        self.useFixture(fixtures.MockPatchObject(scrubber.Scrubber,
+                                                 'MAX_CLAIM', 5))
+        images = self.insert(*[pending_image('img%d' % i) for i in range(30)])
+        deleter = RecordingDeleter(missing_urls={
+            url for image in images for url in urls_of(image)})
+
+        summary = self.make_scrubber(deleter, pool_size=2).run_once()
+
+        self.assertIsNotNone(summary.aborted)
+        self.assertAddsUp(summary)
+
+    def test_a_small_pass_whose_outcomes_are_withheld(self):
+        images = self.insert(*[pending_image('img%d' % i, id=ordered_id(i))
+                               for i in range(5)])
+        deleter = RecordingDeleter(missing_urls={
+            image.locations[0].url for image in images[:3]})
+
+        summary = self.make_scrubber(deleter).run_once()
+
+        self.assertEqual((5, 2, 3), (summary.found, summary.scrubbed,
+                                     summary.failed))
+        self.assertAddsUp(summary)
+
+    def test_a_pass_that_loses_the_coordination_backend(self):
+        self.insert(*[pending_image('img%d' % i) for i in range(6)])
+        membership = LosingMembership()
+
+        summary = self.make_scrubber(RecordingDeleter(),
+                                     membership=membership).run_once()
+
+        self.assertIn('coordination backend is unreachable', summary.aborted)
+        self.assertEqual((1, 1), (summary.found, summary.scrubbed))
+        self.assertAddsUp(summary)
+
+    def test_a_pass_whose_claims_fail(self):
+        images = self.insert(pending_image('a'), pending_image('b'))
+        self.useFixture(fixtures.MockPatchObject(
+            db_api, 'claim_images',
+            side_effect=db_exception.DBConnectionError('went away')))
+        deleter = RecordingDeleter()
+
+        summary = self.make_scrubber(deleter).run_once()
+
+        # Failed, not skipped as well: each image is counted once. The
+        # first failed claim ends the pass: the second image is not found.
+        self.assertEqual((1, 1, 0), (summary.found, summary.failed,
+                                     summary.skipped))
+        self.assertIn('the database stopped answering', summary.aborted)
+        self.assertAddsUp(summary)
+        self.assertEqual([], deleter.asked)
+        self.assertEqual(['pending_delete'] * 2,
+                         [self.status_of(image) for image in images])
+
+    def test_a_pass_that_cannot_record(self):
+        self.insert(*[pending_image('img%d' % i) for i in range(3)])
+        self.useFixture(fixtures.MockPatchObject(
+            db_api, 'record_scrubs',
+            side_effect=db_exception.DBConnectionError('went away')))
+
+        summary = self.make_scrubber(RecordingDeleter()).run_once()
+
+        self.assertEqual((3, 3, 0, 0), (
+            summary.found, summary.left_claimed, summary.failed,
+            summary.locations_deleted))
+        self.assertAddsUp(summary)
+
+    def test_a_pass_left_behind_by_a_database_that_stopped_answering(self):
+        images = self.insert(*[pending_image('img%d' % i)
+                               for i in range(6)])
+        the_scrubber = None
+        frozen = threading.Event()
+
+        def record_scrubs(context, records):
+            the_scrubber.stop('SIGTERM')
+            frozen.wait()
+            return {}
+
+        def thaw():
+            frozen.set()
+            for thread in threading.enumerate():
+                if thread.name == 'scrub-pass':
+                    thread.join(10)
+
+        self.useFixture(fixtures.MockPatchObject(
+            db_api, 'record_scrubs', side_effect=record_scrubs))
+        # The watcher gives up as soon as it sees the stop.
+        self.useFixture(fixtures.MockPatchObject(
+            pass_watch, 'run_watched', functools.partial(
+                pass_watch.run_watched, grace=0.0,
+                call_under_way=lambda: ('record_scrubs', 1.0))))
+        self.addCleanup(thaw)
+        the_scrubber = self.make_scrubber(RecordingDeleter(),
+                                          report_interval=0.05)
+
+        summary = the_scrubber.run_once()
+
+        self.assertEqual('stopped while the database was not answering',
+                         summary.aborted)
+        self.assertEqual(summary.found, counted(summary))
+        self.assertEqual(summary.found, summary.left_claimed)
+        self.assertGreaterEqual(summary.found, 1)
+        self.assertIn('Scrub pass summary: %s' % summary.describe(),
+                      self.logs.output)
+        self.assertEqual(summary.found, [self.status_of(image)
+                                         for image in images].count(
+                                             'deleted'))
+
+
 class TestGreenExecutor(ScrubberTestCase):
     """The same pass on green threads (GreenThreadPoolExecutor)."""
 
@@ -1068,15 +1306,17 @@ class TestGreenExecutor(ScrubberTestCase):
 class TestSummary(testtools.TestCase):
 
     def test_describe_names_every_count(self):
-        summary = scrubber.Summary(found=7, scrubbed=4, failed=1, skipped=1,
+        summary = scrubber.Summary(found=8, scrubbed=4, failed=1, skipped=1,
                                    in_use=1, locations_deleted=6,
                                    bytes_reclaimed=4096, seconds=2.0,
-                                   throttled=3, concurrency=5)
+                                   throttled=3, concurrency=5,
+                                   left_claimed=1)
 
         self.assertEqual(
-            'found=7 scrubbed=4 failed=1 skipped=1 in_use=1 '
+            'found=8 scrubbed=4 failed=1 skipped=1 in_use=1 '
             'locations_deleted=6 bytes_reclaimed=4096 seconds=2.00 '
-            'images_per_second=2.0 throttled=3 concurrency=5',
+            'images_per_second=2.0 throttled=3 concurrency=5 '
+            'left_claimed=1 claimed_elsewhere=0',
             summary.describe())
         self.assertEqual(0.0, scrubber.Summary().images_per_second)
 
@@ -1088,10 +1328,35 @@ class TestSummary(testtools.TestCase):
                 claim, result, deletions=[(1, Deletion.DELETED)],
                 bytes_reclaimed=10))
 
-        self.assertEqual((1, 1, 0, 1, 3, 30), (
+        self.assertEqual((1, 1, 0, 1, 1, 4, 40), (
             summary.scrubbed, summary.failed, summary.skipped,
-            summary.in_use, summary.locations_deleted,
-            summary.bytes_reclaimed))
+            summary.in_use, summary.left_claimed,
+            summary.locations_deleted, summary.bytes_reclaimed))
+        self.assertEqual(len(scrubber.Result), summary.accounted)
+
+    def test_the_log_fields_keep_their_names_and_order(self):
+        names = list(scrubber.Summary().fields())
+
+        # Log pipelines and scripts read these: new counts are appended.
+        self.assertEqual(
+            ['found', 'scrubbed', 'failed', 'skipped', 'in_use',
+             'locations_deleted', 'bytes_reclaimed', 'seconds', 'throttled',
+             'concurrency', 'aborted', 'left_claimed'],
+            names[:12])
+        self.assertIn('images_per_second', names)
+
+    def test_the_metrics_count_every_result_of_the_summary(self):
+        self.assertEqual(scrubber.Summary.OUTCOME_COUNTS, metrics.RESULTS)
+
+    def test_a_pass_left_behind_leaves_what_it_had_not_counted_claimed(self):
+        running = scrubber.Summary(found=10, scrubbed=4, failed=1,
+                                   skipped=1)
+
+        left = running.left_behind()
+
+        self.assertEqual((4, 10), (left.left_claimed, left.accounted))
+        # The pass left behind may still count in its own.
+        self.assertEqual(0, running.left_claimed)
 
 
 class HookedDeleter(store_deleter.StoreDeleter):
