@@ -733,16 +733,25 @@ def list_backlog(context, marker=None, limit=500, deleted_before=None):
                     image.deleted == sql.true()))
     if deleted_before is not None:
         query = query.where(image.deleted_at <= deleted_before)
+    return [BacklogImage(row.id, row.deleted_at, row.size, locations)
+            for row, locations in _page_with_locations(context, query,
+                                                       marker, limit)]
+
+
+def _page_with_locations(context, query, marker, limit):
+    """(row, its pending_delete locations) of one page of images by id.
+
+    *query* selects images with an ``id`` column; the page starts after
+    *marker*.
+    """
     if marker is not None:
-        query = query.where(image.id > marker)
-    query = query.order_by(image.id).limit(limit)
+        query = query.where(models.Image.id > marker)
+    query = query.order_by(models.Image.id).limit(limit)
     with _reader(context) as session:
         rows = session.execute(query).all()
         locations = (_pending_locations(session, [row.id for row in rows])
                      if rows else {})
-    return [BacklogImage(row.id, row.deleted_at, row.size,
-                         tuple(locations.get(row.id, ())))
-            for row in rows]
+    return [(row, tuple(locations.get(row.id, ()))) for row in rows]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -772,16 +781,9 @@ def list_claimed(context, marker=None, limit=500):
              .where(image.status == DELETED,
                     image.deleted == sql.true(),
                     _has_pending_location()))
-    if marker is not None:
-        query = query.where(image.id > marker)
-    query = query.order_by(image.id).limit(limit)
-    with _reader(context) as session:
-        rows = session.execute(query).all()
-        locations = (_pending_locations(session, [row.id for row in rows])
-                     if rows else {})
-    return [ClaimedImage(row.id, row.updated_at, row.size,
-                         tuple(locations.get(row.id, ())))
-            for row in rows]
+    return [ClaimedImage(row.id, row.updated_at, row.size, locations)
+            for row, locations in _page_with_locations(context, query,
+                                                       marker, limit)]
 
 
 # --- restore ----------------------------------------------------------------
