@@ -28,6 +28,7 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from glance import cmd as glance_cmd
 from glance.common import config
 from glance.common import exception
 from glance.db.sqlalchemy import alembic_migrations
@@ -101,6 +102,8 @@ def main(argv=None):
     except cfg.Error as error:
         sys.exit(_('glance-manage: %s') % error)
     logging.setup(CONF, 'glance')
+    # Those raised while the libraries were imported, held until now.
+    glance_cmd.log_held_warnings()
     db_api.configure()
     try:
         with db_api.database_errors():
