@@ -189,13 +189,14 @@ def build_scrubber(admin_context, settings, stores, membership):
 
 
 def restore(admin_context, image_id, lock_path, deleter):
-    try:
-        restored = scrubber.restore(admin_context, image_id, lock_path,
-                                    deleter)
-    except exception.ScrubberBusy as error:
+    restored, error = _attempt(
+        lambda: scrubber.restore(admin_context, image_id, lock_path,
+                                 deleter),
+        exception.ScrubberBusy, exception.NotFound, exception.Conflict)
+    if isinstance(error, exception.ScrubberBusy):
         _fail(error)
         return EXIT_BUSY
-    except (exception.NotFound, exception.Conflict) as error:
+    if error is not None:
         _fail(error)
         return EXIT_REFUSED
     print(_('Image %(id)s restored to active; locations restored: '
@@ -240,16 +241,22 @@ def show_backlog(admin_context, settings):
         show = backlog.DryRun(admin_context, stores.deleter,
                               stores.data_users, settings.scrub_time,
                               names, sys.stdout).run
-    try:
+
+    def show_from_the_database():
         with db_api.database_errors():
             show()
-    except exception.DatabaseUnavailable as error:
-        _fail(error)
-        return EXIT_IMAGES_FAILED
+
+    try:
+        _shown, error = _attempt(show_from_the_database,
+                                 exception.DatabaseUnavailable)
     except BrokenPipeError:
         # Piped into head(1) or a pager that quit: it has what it wanted.
         # Python's own flush at exit would fail again on the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    if error is not None:
+        _fail(error)
+        return EXIT_IMAGES_FAILED
     return EXIT_OK
 
 
@@ -402,39 +409,77 @@ def _start(argv):
     return settings, admin_context
 
 
+REFUSALS = (exception.InvalidConfiguration, exception.DatabaseUnavailable)
+
+
 def main(argv=None):
+    started, error = _attempt(lambda: _start(argv), *REFUSALS)
+    if error is not None:
+        return _refused(error)
+    settings, admin_context = started
+    if settings.read_only:
+        code, error = _attempt(
+            lambda: show_backlog(admin_context, settings), *REFUSALS)
+        return code if error is None else _refused(error)
+    prepared, error = _attempt(
+        lambda: _prepare(admin_context, settings), *REFUSALS)
+    if error is not None:
+        return _refused(error)
+    stores, membership = prepared
     try:
-        settings, admin_context = _start(argv)
-        if settings.read_only:
-            return show_backlog(admin_context, settings)
-        store_layout = setup_stores(CONF, settings.scrub_store_timeout)
-        stores = build_store_side(admin_context, settings, store_layout)
-        membership = coordination.from_config(CONF,
-                                              settings.scrub_claim_timeout)
-        if not settings.restoring:
-            # A backend down at start is refused in seconds, not after
-            # the driver's retries; a restore does not use it.
-            membership.start()
-    except (exception.InvalidConfiguration,
-            exception.DatabaseUnavailable) as error:
-        _fail(error)
-        return EXIT_REFUSED
-    try:
-        with db_api.database_errors():
-            if settings.restoring:
-                return restore(admin_context, settings.restore,
-                               settings.lock_path, stores.deleter)
-            the_scrubber = build_scrubber(admin_context, settings, stores,
-                                          membership)
-            if settings.daemon:
-                return run_daemon(the_scrubber, settings.wakeup_time)
-            return run_once(the_scrubber)
-    except exception.DatabaseUnavailable as error:
-        # The database went away after start: whatever was deleted and
-        # not recorded is finished by the next pass.
-        _fail(error)
-        return EXIT_IMAGES_FAILED
+        code, error = _attempt(
+            lambda: _run(admin_context, settings, stores, membership),
+            exception.DatabaseUnavailable)
     finally:
         # The others take this scrubber's share at once, rather than when
         # its heartbeat has expired.
         membership.leave()
+    if error is not None:
+        # The database went away after start: whatever was deleted and
+        # not recorded is finished by the next pass.
+        _fail(error)
+        return EXIT_IMAGES_FAILED
+    return code
+
+
+def _prepare(admin_context, settings):
+    """The stores loaded and checked, and this scrubber's membership."""
+    store_layout = setup_stores(CONF, settings.scrub_store_timeout)
+    stores = build_store_side(admin_context, settings, store_layout)
+    membership = coordination.from_config(CONF,
+                                          settings.scrub_claim_timeout)
+    if not settings.restoring:
+        # A backend down at start is refused in seconds, not after the
+        # driver's retries; a restore does not use it.
+        membership.start()
+    return stores, membership
+
+
+def _run(admin_context, settings, stores, membership):
+    with db_api.database_errors():
+        if settings.restoring:
+            return restore(admin_context, settings.restore,
+                           settings.lock_path, stores.deleter)
+        the_scrubber = build_scrubber(admin_context, settings, stores,
+                                      membership)
+        if settings.daemon:
+            return run_daemon(the_scrubber, settings.wakeup_time)
+        return run_once(the_scrubber)
+
+
+def _refused(error):
+    _fail(error)
+    return EXIT_REFUSED
+
+
+def _attempt(call, *errors):
+    """(call(), None), or (None, the error) when it raised one of *errors*.
+
+    The caller reports the error after the except block: logged inside
+    it, oslo.log would append the active exception to the line, saying
+    it twice.
+    """
+    try:
+        return call(), None
+    except errors as error:
+        return None, error
