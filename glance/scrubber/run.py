@@ -169,7 +169,9 @@ class Scrubber:
             try:
                 self._membership.join()
             except coordination.CoordinationLost as error:
-                # Said once, by the membership; the pass is not started.
+                # Said once, by the membership; each pass not started only
+                # in the debug log (a daemon tries every wakeup_time).
+                LOG.debug('Scrub pass not started: %s', error)
                 return model.Summary(aborted=str(error))
             return self._watched_pass()
         finally:

@@ -15,6 +15,9 @@
 import os
 import shutil
 import sys
+import tempfile
+
+from glance.tests import databases
 
 
 def console_script(name):
@@ -30,3 +33,35 @@ def console_script(name):
     if found is None:
         raise RuntimeError('%s is not installed' % name)
     return found
+
+
+def unwritable_directory(tmp_path):
+    """A directory in which this process cannot create a file, root or not.
+
+    A directory of the test's own, mode 0555, stops every user but root
+    (whose CAP_DAC_OVERRIDE passes over modes), and CI runs the tests as
+    root. The kernel's own file systems, procfs (/proc) and sysfs (/sys),
+    let nobody create a file in them, root included, read-write mounts
+    included. Each is tried by creating a file, as the code under test
+    does, and the first that refuses is the answer. None refusing is
+    databases.unavailable(): a skip, and an error under CI.
+    """
+    own = os.path.join(os.fspath(tmp_path), 'read-only')
+    os.mkdir(own)
+    os.chmod(own, 0o555)
+    for folder in (own, '/proc', '/sys'):
+        if not _can_create_in(folder):
+            return folder
+    raise databases.unavailable(
+        'no directory refuses a new file to this process (uid %d): not %s, '
+        'nor /proc or /sys' % (os.geteuid(), own))
+
+
+def _can_create_in(folder):
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(descriptor)
+    os.unlink(probe)
+    return True

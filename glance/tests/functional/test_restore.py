@@ -131,12 +131,14 @@ def test_restore_is_refused_while_a_pass_runs(database, config,
     proxy = fixtures.CountingProxy(moto_server.endpoint)
     proxy.setUp()
     try:
-        _restore_during_a_held_pass(database, config, proxy, s3_bucket)
+        check_restore_refused_during_a_held_pass(database, config, proxy,
+                                                 s3_bucket)
     finally:
         proxy.cleanUp()
 
 
-def _restore_during_a_held_pass(database, config, proxy, s3_bucket):
+def check_restore_refused_during_a_held_pass(database, config, proxy,
+                                             s3_bucket):
     config.use_s3_store(proxy.endpoint, s3_bucket.name)
     config.set('glance_store', filesystem_store_datadir=None)
     s3_bucket.url_netloc = proxy.netloc

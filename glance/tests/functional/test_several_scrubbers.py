@@ -24,8 +24,8 @@ import contextlib
 import os
 import re
 import signal
-import time
 
+from oslo_log import log as oslo_logging
 import pytest
 
 from glance.tests import coordination_servers as servers
@@ -40,6 +40,8 @@ MEMBERS = 3
 # A member's claims stay its own this long after it is gone
 # (glance.scrubber.coordination.Member.ORPHAN_AGE), then a wakeup_time.
 TAKEOVER_TIMEOUT = 60 + 60
+LOST = 'Coordination backend unreachable'
+NOT_STARTED = 'Scrub pass not started: '
 
 
 @pytest.fixture
@@ -237,14 +239,33 @@ def test_a_killed_member_is_taken_over(database, config, tmp_path, proxy,
             image.id, count)
 
 
+def passes_not_started_since_the_loss(member):
+    """The daemon's passes not started since it lost the backend."""
+    output = member.output()
+    if LOST not in output:
+        return 0
+    return output[output.index(LOST):].count(NOT_STARTED)
+
+
+def taken_ids(engine, images):
+    """The images a pass claimed: deleted, their data gone or going."""
+    return {image.id for image in images
+            if seed.image_status(engine, image.id).status == 'deleted'}
+
+
 @pytest.mark.parametrize('backend', ('threading',), indirect=True)
 @pytest.mark.parametrize('database', ('postgresql',), indirect=True)
 def test_without_the_backend_no_new_image_is_taken_until_it_is_back(
         database, backend, config, tmp_path, proxy, s3_bucket, own_redis):
     """The backend dies in the middle of the passes, then comes back.
 
-    On the threading backend (the others run on eventlet's).
+    Each member finishes the images it had in flight, and its later passes
+    take nothing (each one not started says so in the debug log) until
+    the backend is back. On the threading backend (the others run on
+    eventlet's).
     """
+    config.set('DEFAULT', default_log_levels=','.join(
+        oslo_logging.get_default_log_levels() + ['glance.scrubber=DEBUG']))
     cluster = Cluster(config, tmp_path, proxy, s3_bucket, own_redis.url)
     engine = database.engine
     with contextlib.ExitStack() as stack:
@@ -254,14 +275,18 @@ def test_without_the_backend_no_new_image_is_taken_until_it_is_back(
                             60, what='some objects deleted')
         own_redis.stop()
         fixtures.wait_until(
-            lambda: all('Coordination backend unreachable' in member.output()
-                        for member in members), 30,
+            lambda: all(LOST in member.output() for member in members), 30,
             what='both members noticing the loss')
-        # The images in flight are finished, then nothing moves.
-        time.sleep(3)
-        scrubbed = scrubbed_count(engine, images)
-        time.sleep(3)
-        assert scrubbed_count(engine, images) == scrubbed < len(images)
+        # A pass not started means the one in progress ended (a daemon's
+        # passes never overlap), and a pass waits for every image it
+        # claimed: none is left claimed, every image taken is finished.
+        fixtures.wait_until(
+            lambda: all(passes_not_started_since_the_loss(member) >= 1
+                        for member in members), 60,
+            what='both members ending the pass in progress')
+        taken = taken_ids(engine, images)
+        assert scenario.claimed_ids(engine) == set()
+        assert 0 < len(taken) < len(images)
         # A run started meanwhile (from cron) is refused at start.
         once = fixtures.run_scrubber(cluster.host('cron'), env=backend)
         refusal = ('glance-scrubber: [coordination] backend_url: the '
@@ -270,6 +295,16 @@ def test_without_the_backend_no_new_image_is_taken_until_it_is_back(
                    % (fixtures.LOOPBACK, own_redis.port))
         assert once.returncode == 2, once.describe()
         assert once.stderr.splitlines() == [refusal], once.describe()
+        # Two more passes of each member without the backend: not one
+        # image taken since the loss was noticed.
+        seen = [passes_not_started_since_the_loss(member)
+                for member in members]
+        fixtures.wait_until(
+            lambda: all(passes_not_started_since_the_loss(member) >= count + 2
+                        for member, count in zip(members, seen)), 60,
+            what='two more passes of each member without the backend')
+        assert taken_ids(engine, images) == taken
+        assert scenario.claimed_ids(engine) == set()
 
         own_redis.start()
         wait_scrubbed(engine, images, 120)
@@ -278,7 +313,7 @@ def test_without_the_backend_no_new_image_is_taken_until_it_is_back(
     for run in runs:
         assert run.returncode == 0, run.describe()
         output = run.output
-        assert output.count('Coordination backend unreachable') == 1, output
+        assert output.count(LOST) == 1, output
         assert 'Coordination backend reachable again' in output, output
     deletes = cluster.deletes()
     for image in images:

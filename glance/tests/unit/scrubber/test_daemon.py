@@ -127,7 +127,19 @@ class TestDaemon(testtools.TestCase):
         self.assertEqual(1, len(fake.runs))
 
     def test_stopping_a_daemon_that_never_started_returns(self):
-        daemon = scrubber.Daemon(FakeScrubber(), wakeup_time=1)
+        fake = FakeScrubber()
+        daemon = scrubber.Daemon(fake, wakeup_time=1)
+        returned = threading.Event()
 
-        daemon.stop()
-        daemon.wait()
+        def stop_and_wait():
+            daemon.stop()
+            daemon.wait()
+            returned.set()
+
+        # In a thread of its own: a stop that waited for a loop that never
+        # ran would hang the test run instead of failing this test.
+        threading.Thread(target=stop_and_wait, daemon=True).start()
+
+        self.assertTrue(returned.wait(10), 'stop() or wait() never returned')
+        self.assertTrue(fake.stopped.is_set())
+        self.assertEqual([], fake.runs)

@@ -21,7 +21,6 @@ import datetime
 import os
 import re
 import stat
-import tempfile
 import time
 
 from oslo_config import cfg
@@ -40,6 +39,7 @@ from glance.scrubber import coordination
 from glance.scrubber import metrics
 from glance.scrubber import model
 from glance.tests import seed
+from glance.tests import utils
 
 NAME = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*$')
 NOW = datetime.datetime(2026, 11, 28, 12, 0, 0)
@@ -468,24 +468,9 @@ def test_a_metrics_file_that_is_a_directory_is_refused(settings, tmp_path):
         settings('metrics_file = %s' % tmp_path)
 
 
-def unwritable_directory(tmp_path):
-    """A directory this process cannot create files in, root or not."""
-    if os.geteuid() != 0:
-        folder = tmp_path / 'read-only'
-        folder.mkdir(mode=0o555)
-        return str(folder)
-    try:
-        descriptor, probe = tempfile.mkstemp(dir='/sys')
-    except OSError:
-        return '/sys'
-    os.close(descriptor)
-    os.unlink(probe)
-    pytest.skip('no directory here refuses root')
-
-
 def test_a_metrics_file_in_an_unwritable_directory_is_refused(settings,
                                                               tmp_path):
-    folder = unwritable_directory(tmp_path)
+    folder = utils.unwritable_directory(tmp_path)
 
     with pytest.raises(exception.InvalidConfiguration,
                        match='not writable'):

@@ -326,8 +326,8 @@ class TestPass(ScrubberTestCase):
     def test_in_flight_images_are_bounded_by_default(self):
         the_scrubber = self.make_scrubber(RecordingDeleter(), pool_size=4)
 
-        self.assertEqual(4 + scrubber.Scrubber.MAX_CLAIM,
-                         the_scrubber.max_in_flight)
+        # scrub_pool_size plus 100, as doc/source/admin/scrubber.rst says.
+        self.assertEqual(4 + 100, the_scrubber.max_in_flight)
 
     def test_claims_start_at_one_image_per_worker_then_follow_the_pace(
             self):
@@ -1075,6 +1075,30 @@ class TestStopAndProgress(ScrubberTestCase):
 
         self.assertEqual(0, summary.found)
         self.assertEqual([], deleter.asked)
+
+    def test_a_pass_without_the_coordination_backend_is_not_started(self):
+        image, = self.insert(pending_image('img'))
+        membership = LostMembership(CLAIM_TIMEOUT)
+        deleter = RecordingDeleter()
+
+        summary = self.make_scrubber(deleter,
+                                     membership=membership).run_once()
+
+        self.assertIn('coordination backend is unreachable', summary.aborted)
+        self.assertEqual(0, summary.found)
+        self.assertEqual([], deleter.asked)
+        self.assertEqual('pending_delete', self.status_of(image))
+        # Only at debug: a daemon says it every wakeup_time.
+        self.assertIn('Scrub pass not started: The coordination backend is '
+                      'unreachable', self.logs.output)
+        self.assertNotIn('Scrub pass starting', self.logs.output)
+
+
+class LostMembership(coordination.Alone):
+    """A backend gone before the pass: join() refuses."""
+
+    def join(self):
+        raise coordination.CoordinationLost(reason='no answer for 31 seconds')
 
 
 class LosingMembership(coordination.Alone):
