@@ -323,6 +323,22 @@ class TestPass(ScrubberTestCase):
         self.assertEqual(3 + 5, the_scrubber.max_in_flight)
         self.assertLessEqual(max(unfinished_at_submit), 3 + 5)
 
+    def test_a_pool_larger_than_one_claim_holds_no_more_in_flight(self):
+        # The first claim gives each worker an image; the next ones never
+        # take more than MAX_CLAIM images beyond the workers'.
+        self.useFixture(fixtures.MockPatchObject(scrubber.Scrubber,
+                                                 'MAX_CLAIM', 2))
+        self.insert(*[pending_image('img%d' % i) for i in range(40)])
+        deleter = RecordingDeleter(delay=0.01)
+        the_scrubber, unfinished_at_submit = self.counting_scrubber(
+            deleter, 6)
+
+        summary = the_scrubber.run_once()
+
+        self.assertEqual(40, summary.scrubbed)
+        self.assertEqual(6 + 2, the_scrubber.max_in_flight)
+        self.assertLessEqual(max(unfinished_at_submit), 6 + 2)
+
     def test_in_flight_images_are_bounded_by_default(self):
         the_scrubber = self.make_scrubber(RecordingDeleter(), pool_size=4)
 
