@@ -283,6 +283,16 @@ def run_daemon(the_scrubber, wakeup_time):
     The service is driven here rather than by an oslo.service launcher:
     the launchers end the process at once on SIGINT, while both signals
     must let the images in flight finish.
+
+    :returns: EXIT_OK once stopped, every image it claimed recorded or
+        given back (the images its passes failed are for the log and the
+        metrics, as while it runs); EXIT_IMAGES_FAILED when the stop had
+        to leave the last pass behind, waiting on a database that did not
+        answer: what it claimed and did not record stays claimed until a
+        later pass takes it over (scrub_claim_timeout), as after a kill,
+        and the metrics file was not updated at its end. The stop was
+        asked for, but the daemon did not stop cleanly; a single pass
+        stopped so exits 1 too.
     """
     daemon = scrubber.Daemon(the_scrubber, wakeup_time,
                              report_interval=the_scrubber.report_interval)
@@ -291,6 +301,11 @@ def run_daemon(the_scrubber, wakeup_time):
     daemon.start()
     daemon.wait()
     daemon.stop()
+    if the_scrubber.last_pass_left_behind:
+        _say(_('stopped while the database was not answering: what the '
+               'last pass claimed and did not record stays claimed until '
+               'a later pass takes it over (scrub_claim_timeout)'))
+        return EXIT_IMAGES_FAILED
     return EXIT_OK
 
 

@@ -136,6 +136,9 @@ class Scrubber:
             if settings.metrics_file else metrics.NoMetrics())
         self._stopping = threading.Event()
         self._stop_reason = None
+        # Whether the last pass was left behind, waiting on a database
+        # that did not answer a stop (see _watched_pass).
+        self.last_pass_left_behind = False
 
     def stop(self, reason=None):
         """Stop taking new images; the images in flight are finished.
@@ -184,6 +187,7 @@ class Scrubber:
         finished, _summary = pass_watch.run_watched(
             lambda: self._run_pass(summary), self._stopping,
             self.report_interval)
+        self.last_pass_left_behind = not finished
         if not finished:
             summary = summary.left_behind()
             summary.aborted = _('stopped while the database was not '

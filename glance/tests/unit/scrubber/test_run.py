@@ -1067,6 +1067,7 @@ class TestStopAndProgress(ScrubberTestCase):
         self.assertLess(summary.found, 20)
         self.assertEqual(len(deleter.deleted), summary.scrubbed)
         self.assertEqual(20 - summary.found, statuses.count('pending_delete'))
+        self.assertFalse(the_scrubber.last_pass_left_behind)
 
     def test_progress_is_logged_during_a_long_pass(self):
         self.insert(*[pending_image('img%d' % i) for i in range(6)])
@@ -1268,6 +1269,7 @@ class TestEveryImageFoundIsCounted(ScrubberTestCase):
 
         summary = the_scrubber.run_once()
 
+        self.assertTrue(the_scrubber.last_pass_left_behind)
         self.assertEqual('stopped while the database was not answering',
                          summary.aborted)
         self.assertEqual(summary.found, counted(summary))
