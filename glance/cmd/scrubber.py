@@ -16,12 +16,27 @@ Runs one scrub pass and exits (for cron or a systemd timer), runs as a
 daemon with ``--daemon``, restores one image with ``--restore``, or shows
 the backlog without changing anything with ``--list`` or ``--dry-run``.
 
-Exit codes: 0 done, every eligible image scrubbed (or kept because its
-data is in use); 1 some images could not be scrubbed (they stay
-pending_delete for the next pass), or the pass stopped early; 2 refused:
-bad configuration or request, nothing was deleted; 3 --restore refused
-because a scrub pass or another restore holds the scrub lock
-on this host.
+Exit codes, each with its constant below and the word the pages give it:
+
+* 0 (EXIT_OK) done: every image the pass took on was scrubbed, skipped,
+  or kept because its data is in use; a restore succeeded; --list or
+  --dry-run printed the whole listing; the daemon stopped on SIGTERM or
+  SIGINT with every image it had claimed recorded or given back.
+* 1 (EXIT_IMAGES_FAILED) unfinished: the command started and did not
+  finish. Some images could not be scrubbed (they stay pending_delete
+  for the next pass) or are left claimed (until scrub_claim_timeout), or
+  the pass stopped early; the daemon's stop had to leave its pass behind
+  on a database that did not answer; the database went away under
+  --list or --dry-run (the listing is incomplete) or --restore (whether
+  the restore was written is not known).
+* 2 (EXIT_REFUSED) refused: bad configuration or request, refused at
+  start, or a restore refused; nothing was deleted, no image changed.
+* 3 (EXIT_BUSY) busy: --restore refused because a scrub pass or another
+  restore holds the scrub lock on this host.
+
+1 rather than 2 when the database goes away after the start: 2 promises
+that nothing began, and a listing was under way, a restore may have been
+written.
 """
 
 import logging as std_logging
@@ -244,6 +259,8 @@ def show_backlog(admin_context, settings):
         with db_api.database_errors():
             show()
     except exception.DatabaseUnavailable as error:
+        # Begun and not finished: what was printed is part of the listing
+        # only. Not EXIT_REFUSED, which says nothing began.
         _fail(error)
         return EXIT_IMAGES_FAILED
     except BrokenPipeError:
@@ -445,8 +462,9 @@ def main(argv=None):
                 return run_daemon(the_scrubber, settings.wakeup_time)
             return run_once(the_scrubber)
     except exception.DatabaseUnavailable as error:
-        # The database went away after start: whatever was deleted and
-        # not recorded is finished by the next pass.
+        # The database went away after start: begun and not finished, not
+        # refused. Whatever a pass deleted and did not record is finished
+        # by the next pass; a restore may or may not have been written.
         _fail(error)
         return EXIT_IMAGES_FAILED
     finally:
