@@ -16,12 +16,27 @@ Runs one scrub pass and exits (for cron or a systemd timer), runs as a
 daemon with ``--daemon``, restores one image with ``--restore``, or shows
 the backlog without changing anything with ``--list`` or ``--dry-run``.
 
-Exit codes: 0 done, every eligible image scrubbed (or kept because its
-data is in use); 1 some images could not be scrubbed (they stay
-pending_delete for the next pass), or the pass stopped early; 2 refused:
-bad configuration or request, nothing was deleted; 3 --restore refused
-because a scrub pass or another restore holds the scrub lock
-on this host.
+Exit codes, each with its constant below and the word the pages give it:
+
+* 0 (EXIT_OK) done: every image the pass took on was scrubbed, skipped,
+  or kept because its data is in use; a restore succeeded; --list or
+  --dry-run printed the whole listing; the daemon stopped on SIGTERM or
+  SIGINT with every image it had claimed recorded or given back.
+* 1 (EXIT_IMAGES_FAILED) unfinished: the command started and did not
+  finish. Some images could not be scrubbed (they stay pending_delete
+  for the next pass) or are left claimed (until scrub_claim_timeout), or
+  the pass stopped early; the daemon's stop had to leave its pass behind
+  on a database that did not answer; the database went away under
+  --list or --dry-run (the listing is incomplete) or --restore (whether
+  the restore was written is not known).
+* 2 (EXIT_REFUSED) refused: bad configuration or request, refused at
+  start, or a restore refused; nothing was deleted, no image changed.
+* 3 (EXIT_BUSY) busy: --restore refused because a scrub pass or another
+  restore holds the scrub lock on this host.
+
+1 rather than 2 when the database goes away after the start: 2 promises
+that nothing began, and a listing was under way, a restore may have been
+written.
 """
 
 import logging as std_logging
@@ -255,6 +270,8 @@ def show_backlog(admin_context, settings):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     if error is not None:
+        # Begun and not finished: what was printed is part of the listing
+        # only. Not EXIT_REFUSED, which says nothing began.
         _fail(error)
         return EXIT_IMAGES_FAILED
     return EXIT_OK
@@ -290,6 +307,16 @@ def run_daemon(the_scrubber, wakeup_time):
     The service is driven here rather than by an oslo.service launcher:
     the launchers end the process at once on SIGINT, while both signals
     must let the images in flight finish.
+
+    :returns: EXIT_OK once stopped, every image it claimed recorded or
+        given back (the images its passes failed are for the log and the
+        metrics, as while it runs); EXIT_IMAGES_FAILED when the stop had
+        to leave the last pass behind, waiting on a database that did not
+        answer: what it claimed and did not record stays claimed until a
+        later pass takes it over (scrub_claim_timeout), as after a kill,
+        and the metrics file was not updated at its end. The stop was
+        asked for, but the daemon did not stop cleanly; a single pass
+        stopped so exits 1 too.
     """
     daemon = scrubber.Daemon(the_scrubber, wakeup_time,
                              report_interval=the_scrubber.report_interval)
@@ -298,6 +325,11 @@ def run_daemon(the_scrubber, wakeup_time):
     daemon.start()
     daemon.wait()
     daemon.stop()
+    if the_scrubber.last_pass_left_behind:
+        _say(_('stopped while the database was not answering: what the '
+               'last pass claimed and did not record stays claimed until '
+               'a later pass takes it over (scrub_claim_timeout)'))
+        return EXIT_IMAGES_FAILED
     return EXIT_OK
 
 
@@ -435,8 +467,9 @@ def main(argv=None):
         # its heartbeat has expired.
         membership.leave()
     if error is not None:
-        # The database went away after start: whatever was deleted and
-        # not recorded is finished by the next pass.
+        # The database went away after start: begun and not finished, not
+        # refused. Whatever a pass deleted and did not record is finished
+        # by the next pass; a restore may or may not have been written.
         _fail(error)
         return EXIT_IMAGES_FAILED
     return code

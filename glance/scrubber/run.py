@@ -104,8 +104,10 @@ class Scrubber:
     # A claim is a transaction: one per image would cost the file store
     # more than its deletes. Claimed images cannot be restored and a stop
     # waits for them, so a pass claims about CLAIM_AHEAD seconds of work at
-    # a time, at its pace so far: at least one image per worker, at most
-    # MAX_CLAIM.
+    # a time at its pace so far (at most MAX_CLAIM images), and at least
+    # one image per worker; in all it never holds more than MAX_CLAIM
+    # images beyond those its workers are on (max_in_flight), whatever the
+    # pool size.
     CLAIM_AHEAD = 1.0
     MAX_CLAIM = 100
 
@@ -134,6 +136,9 @@ class Scrubber:
             if settings.metrics_file else metrics.NoMetrics())
         self._stopping = threading.Event()
         self._stop_reason = None
+        # Whether the last pass was left behind, waiting on a database
+        # that did not answer a stop (see _watched_pass).
+        self.last_pass_left_behind = False
 
     def stop(self, reason=None):
         """Stop taking new images; the images in flight are finished.
@@ -184,6 +189,7 @@ class Scrubber:
         finished, _summary = pass_watch.run_watched(
             lambda: self._run_pass(summary), self._stopping,
             self.report_interval)
+        self.last_pass_left_behind = not finished
         if not finished:
             summary = summary.left_behind()
             summary.aborted = _('stopped while the database was not '
@@ -244,12 +250,13 @@ class Scrubber:
                 size = self._claim_size(progress)
                 # Images claimed beyond those the workers are on.
                 waiting = len(in_flight) - self.pool_size
-                if waiting > size // 2:
+                room = self.max_in_flight - len(in_flight)
+                if waiting > size // 2 or room <= 0:
                     self._collect(in_flight, records, progress)
                     continue
                 try:
-                    batch = list(itertools.islice(candidates,
-                                                  size - max(waiting, 0)))
+                    batch = list(itertools.islice(
+                        candidates, min(size - max(waiting, 0), room)))
                     if not batch:
                         break
                     claims = self._claim(queue, batch, summary)

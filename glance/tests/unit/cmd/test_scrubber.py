@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 import fixtures
 from oslo_config import cfg
@@ -203,6 +204,62 @@ class TestExitOfOnePass(testtools.TestCase):
             'glance-scrubber: 1 images stay claimed until a later pass '
             'takes them over (scrub_claim_timeout); the log says why']),
             self.run_pass(found=1, left_claimed=1))
+
+
+class StoppedInItsFirstPass:
+    """Stands for the Scrubber of a daemon stopped by SIGTERM in a pass.
+
+    The pass is left behind (waiting on a database that does not answer)
+    when *left_behind*.
+    """
+
+    report_interval = 60
+
+    def __init__(self, left_behind):
+        self.left_behind = left_behind
+        self.last_pass_left_behind = False
+        self.stopping = threading.Event()
+
+    def stop(self, reason=None):
+        self.stopping.set()
+
+    def report_idle(self):
+        pass
+
+    def run_once(self):
+        # What the SIGTERM handler run_daemon set up does.
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        self.stopping.wait(10)
+        self.last_pass_left_behind = self.left_behind
+        return scrubber.Summary()
+
+
+class TestExitOfTheDaemon(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        self.stderr = self.useFixture(fixtures.StringStream('stderr')).stream
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', self.stderr))
+
+    def run_daemon(self, left_behind):
+        code = cmd.run_daemon(StoppedInItsFirstPass(left_behind),
+                              wakeup_time=3600)
+        self.stderr.seek(0)
+        return code, self.stderr.read().splitlines()
+
+    def test_a_daemon_stopped_cleanly_exits_0_and_says_nothing(self):
+        self.assertEqual((0, []), self.run_daemon(left_behind=False))
+
+    def test_a_daemon_that_left_its_pass_behind_exits_1(self):
+        # Stopped on request, but what the pass claimed stays claimed
+        # until scrub_claim_timeout, as after a kill: not a clean stop.
+        self.assertEqual((1, [
+            'glance-scrubber: stopped while the database was not '
+            'answering: what the last pass claimed and did not record '
+            'stays claimed until a later pass takes it over '
+            '(scrub_claim_timeout)']), self.run_daemon(left_behind=True))
 
 
 class TestUnexpectedErrors(testtools.TestCase):

@@ -323,6 +323,22 @@ class TestPass(ScrubberTestCase):
         self.assertEqual(3 + 5, the_scrubber.max_in_flight)
         self.assertLessEqual(max(unfinished_at_submit), 3 + 5)
 
+    def test_a_pool_larger_than_one_claim_holds_no_more_in_flight(self):
+        # The first claim gives each worker an image; the next ones never
+        # take more than MAX_CLAIM images beyond the workers'.
+        self.useFixture(fixtures.MockPatchObject(scrubber.Scrubber,
+                                                 'MAX_CLAIM', 2))
+        self.insert(*[pending_image('img%d' % i) for i in range(40)])
+        deleter = RecordingDeleter(delay=0.01)
+        the_scrubber, unfinished_at_submit = self.counting_scrubber(
+            deleter, 6)
+
+        summary = the_scrubber.run_once()
+
+        self.assertEqual(40, summary.scrubbed)
+        self.assertEqual(6 + 2, the_scrubber.max_in_flight)
+        self.assertLessEqual(max(unfinished_at_submit), 6 + 2)
+
     def test_in_flight_images_are_bounded_by_default(self):
         the_scrubber = self.make_scrubber(RecordingDeleter(), pool_size=4)
 
@@ -1051,6 +1067,7 @@ class TestStopAndProgress(ScrubberTestCase):
         self.assertLess(summary.found, 20)
         self.assertEqual(len(deleter.deleted), summary.scrubbed)
         self.assertEqual(20 - summary.found, statuses.count('pending_delete'))
+        self.assertFalse(the_scrubber.last_pass_left_behind)
 
     def test_progress_is_logged_during_a_long_pass(self):
         self.insert(*[pending_image('img%d' % i) for i in range(6)])
@@ -1276,6 +1293,7 @@ class TestEveryImageFoundIsCounted(ScrubberTestCase):
 
         summary = the_scrubber.run_once()
 
+        self.assertTrue(the_scrubber.last_pass_left_behind)
         self.assertEqual('stopped while the database was not answering',
                          summary.aborted)
         self.assertEqual(summary.found, counted(summary))
