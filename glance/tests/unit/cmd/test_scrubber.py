@@ -115,6 +115,22 @@ class TestSettings(testtools.TestCase):
         self.assertIn('16, 24 or 32 bytes', str(error))
 
 
+class TestSettingsDefaults(testtools.TestCase):
+
+    def test_each_setting_defaults_to_its_option(self):
+        # Settings() stands for a configuration with nothing set (tests
+        # build it so): its defaults must be the options' own.
+        options = {option.dest: option.default for option in
+                   scrubber.scrubber_opts + scrubber.scrubber_cmd_cli_opts}
+        for name in ('scrub_pool_size', 'scrub_time', 'wakeup_time',
+                     'report_interval', 'metrics_file', 'daemon', 'list',
+                     'dry_run', 'restore', 'scrub_claim_timeout',
+                     'scrub_not_found_ratio', 'scrub_store_rate_limit',
+                     'scrub_store_timeout'):
+            self.assertEqual(options[name], getattr(scrubber.Settings(),
+                                                    name), name)
+
+
 class TestStoreTypes(testtools.TestCase):
 
     def conf_with(self, stores=None, backends=None):
