@@ -67,6 +67,13 @@ class StoreLayout:
         """The backends of type *kind*, by name."""
         return [name for name, of_type in self.backends if of_type == kind]
 
+    def named_backends(self, kind):
+        """The backends of type *kind* that locations name (multi-store).
+
+        With one store per type there are none: the URL scheme decides.
+        """
+        return self.names_of_type(kind) if self.multistore else []
+
     def has_type(self, kind):
         return bool(self.names_of_type(kind))
 

@@ -41,13 +41,13 @@ import threading
 
 from botocore import exceptions as boto_exceptions
 import glance_store
-from glance_store import location as store_location
 from oslo_config import cfg
 
 from glance import _compat
 from glance.i18n import _
 from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
+from glance.scrubber.stores import urls
 
 # The single store serves every S3 scheme with one configuration.
 SINGLE_STORE = layout.S3_TYPE
@@ -118,8 +118,7 @@ class SharedS3Stores:
     @classmethod
     def from_config(cls, conf, store_layout):
         return cls(store_layout.multistore,
-                   store_layout.names_of_type(layout.S3_TYPE)
-                   if store_layout.multistore else (), conf)
+                   store_layout.named_backends(layout.S3_TYPE), conf)
 
     def handles(self, url, backend):
         """Whether this location is on an S3 store this class serves."""
@@ -187,10 +186,8 @@ class SharedS3Stores:
             return sum(len(shared) for shared in self._stores.values())
 
     def _location(self, url, backend):
-        if self._multistore:
-            return store_location.get_location_from_uri_and_backend(
-                url, backend, conf=self._conf)
-        return store_location.get_location_from_uri(url, conf=self._conf)
+        return urls.parse(url, backend if self._multistore else None,
+                          self._conf)
 
     @contextlib.contextmanager
     def _lease(self, key):

@@ -37,11 +37,11 @@ import threading
 
 import glance_store
 from glance_store import exceptions as store_exceptions
-from glance_store import location as store_location
 from oslo_config import cfg
 
 from glance import _compat
 from glance.scrubber.stores import layout
+from glance.scrubber.stores import urls
 
 
 class SharedSwiftConnections:
@@ -66,8 +66,7 @@ class SharedSwiftConnections:
     @classmethod
     def from_config(cls, conf, store_layout):
         return cls(store_layout.multistore,
-                   store_layout.names_of_type(layout.SWIFT_TYPE)
-                   if store_layout.multistore else (), conf)
+                   store_layout.named_backends(layout.SWIFT_TYPE), conf)
 
     def handles(self, url, backend):
         """Whether this location is on a single-tenant Swift store."""
@@ -106,13 +105,8 @@ class SharedSwiftConnections:
 
     def _location(self, url, backend):
         with self._parse_lock:
-            return self._parse(url, backend)
-
-    def _parse(self, url, backend):
-        if self._multistore:
-            return store_location.get_location_from_uri_and_backend(
-                url, backend, conf=self._conf)
-        return store_location.get_location_from_uri(url, conf=self._conf)
+            return urls.parse(url, backend if self._multistore else None,
+                              self._conf)
 
     @contextlib.contextmanager
     def _lease(self, backend, store, location, context):

@@ -16,6 +16,8 @@ import hashlib
 import os
 import urllib.parse
 
+from glance_store import location as store_location
+
 from glance.common import crypt
 from glance.i18n import _
 from glance.scrubber.stores import errors
@@ -52,6 +54,17 @@ class LocationUrls:
         except errors.LocationError:
             return None
         return data_digest(url)
+
+
+def parse(url, backend, conf):
+    """glance_store's parsed location of *url*, in *backend* if named.
+
+    :param backend: the location's backend (multi-store), or None.
+    """
+    if backend is not None:
+        return store_location.get_location_from_uri_and_backend(
+            url, backend, conf=conf)
+    return store_location.get_location_from_uri(url, conf=conf)
 
 
 def file_path(url):
