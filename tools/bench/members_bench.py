@@ -12,7 +12,8 @@
 
 """Scrub throughput with 1, 2 and 3 scrubbers sharing one database.
 
-    python tools/bench/members_bench.py [--quick] [--runs N] [--write-docs]
+    python tools/bench/members_bench.py [--quick] [--runs N] [--json FILE]
+        [--from-json FILE] [--write-docs]
 
 (``tox -e bench-members``.) Each run starts M ``glance-scrubber --daemon``
 processes (wakeup_time 1 s, each with a lock_path of its own, as on
@@ -21,7 +22,9 @@ PostgreSQL database, waits until each sees M members, inserts N eligible
 pending_delete images (their data already in the store) and times the
 insert plus the scrub, until every image is scrubbed. It checks that the
 store is empty, that every S3 object got exactly one DELETE and that each
-daemon exits 0, and prints one row per cell and member count.
+daemon exits 0, prints one row per cell and member count and saves the
+raw results (tools/bench/results/members-DATE.json unless --json says
+where).
 
 Cells: latency-bound (S3: moto behind the counting proxy, which adds
 LATENCY to each request) and CPU-bound (the file store, empty files).
@@ -38,6 +41,7 @@ import pathlib
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 
 BENCH = pathlib.Path(__file__).resolve().parent
@@ -51,6 +55,8 @@ from glance.tests import databases  # noqa: E402
 from glance.tests.harness import fixtures as harness  # noqa: E402
 from glance.tests.harness import scenario  # noqa: E402
 from glance.tests import seed  # noqa: E402
+
+import pages  # noqa: E402
 
 RST_PATH = TREE / 'doc' / 'source' / 'admin' / 'scrubber-members-benchmark.rst'
 LATENCY = 0.025  # seconds the proxy adds to each S3 request
@@ -155,32 +161,45 @@ def run_once(cell, members, redis_url):
         return Run(seconds, per_member, stores.deletes_per_object(), clean)
 
 
-@dataclasses.dataclass
-class Result:
-    cell: Cell
-    members: int
-    runs: list
+def result_of(cell, members, runs):
+    """A results file's record of one cell and member count."""
+    return {'cell': cell.name, 'store': cell.store, 'images': cell.images,
+            'members': members, 'pool': POOL_SIZE,
+            'seconds_all': [run.seconds for run in runs],
+            'per_member_last': runs[-1].per_member,
+            'deletes_per_object': sorted(
+                set().union(*(run.deletes_per_object for run in runs))),
+            'clean': all(run.clean for run in runs)}
 
-    @property
-    def seconds(self):
-        return statistics.median(run.seconds for run in self.runs)
 
-    @property
-    def images_per_second(self):
-        return self.cell.images / self.seconds
+def seconds(result):
+    return statistics.median(result['seconds_all'])
 
-    def row(self, baseline):
-        spread = '%.1f (%.1f-%.1f)' % (
-            self.seconds, min(r.seconds for r in self.runs),
-            max(r.seconds for r in self.runs))
-        deletes = set().union(*(r.deletes_per_object for r in self.runs))
-        return [self.cell.name, self.cell.store, str(self.members),
-                str(self.cell.images), str(POOL_SIZE), spread,
-                '%.0f' % self.images_per_second,
-                '%.2fx' % (self.images_per_second / baseline),
-                ' / '.join(str(n) for n in self.runs[-1].per_member),
-                ', '.join(str(n) for n in sorted(deletes)) or 'n/a',
-                'ok' if all(r.clean for r in self.runs) else 'FAILED']
+
+def images_per_second(result):
+    return result['images'] / seconds(result)
+
+
+def speedup(result, results):
+    """Images per second over the same cell's with one member."""
+    alone = next(other for other in results
+                 if other['cell'] == result['cell'] and
+                 other['members'] == 1)
+    return images_per_second(result) / images_per_second(alone)
+
+
+def row(result, results):
+    spread = '%.1f (%.1f-%.1f)' % (seconds(result),
+                                   min(result['seconds_all']),
+                                   max(result['seconds_all']))
+    return [result['cell'], result['store'], str(result['members']),
+            str(result['images']), str(result['pool']), spread,
+            '%.0f' % images_per_second(result),
+            '%.2fx' % speedup(result, results),
+            ' / '.join(str(n) for n in result['per_member_last']),
+            ', '.join(str(n) for n in result['deletes_per_object'])
+            or 'n/a',
+            'ok' if result['clean'] else 'FAILED']
 
 
 HEADER = ['cell', 'store', 'members', 'N', 'pool', 'seconds (min-max)',
@@ -193,44 +212,33 @@ def measure(quick, runs):
     results = []
     for cell in cells(quick):
         for members in MEMBER_COUNTS:
-            result = Result(cell, members,
-                            [run_once(cell, members, redis_url)
-                             for _ in range(runs)])
+            result = result_of(cell, members,
+                               [run_once(cell, members, redis_url)
+                                for _ in range(runs)])
             results.append(result)
             print('%s, %d members: %.1f s, %.0f img/s' % (
-                cell.name, members, result.seconds,
-                result.images_per_second), flush=True)
+                cell.name, members, seconds(result),
+                images_per_second(result)), flush=True)
     return results
 
 
-def rows(results):
-    table = []
-    for result in results:
-        baseline = next(r for r in results if r.cell == result.cell and
-                        r.members == 1).images_per_second
-        table.append(result.row(baseline))
-    return table
-
-
-def print_table(table):
-    widths = [max(len(row[i]) for row in [HEADER] + table)
+def print_table(results):
+    table = [HEADER] + [row(result, results) for result in results]
+    widths = [max(len(line[i]) for line in table)
               for i in range(len(HEADER))]
-    for row in [HEADER] + table:
+    for line in table:
         print('  '.join(value.ljust(width)
-                        for value, width in zip(row, widths)))
+                        for value, width in zip(line, widths)))
 
 
-def write_rst(table, runs):
-    lines = [
-        '.. This file is generated by tools/bench/members_bench.py',
-        '   --write-docs; edit the script, not this file.',
-        '',
+def page_text(data, results_path):
+    results, meta = data['results'], data['meta']
+    lines = pages.generated_header(__file__, results_path) + [
         'Several scrubbers: benchmark',
         '============================',
         '',
-        'Measured %s on the machine of the main benchmark (2 cores, shared '
-        'by the scrubbers, PostgreSQL, Redis, moto and the proxy).'
-        % time.strftime('%Y-%m-%d'),
+        'Measured %s on %s, shared by the scrubbers, PostgreSQL, Redis, '
+        'moto and the proxy.' % (meta['date'], pages.describe(meta)),
         '',
         'Method. A member is a ``glance-scrubber --daemon`` with '
         '``wakeup_time = 1`` and a lock_path of its own (as on a host of its '
@@ -246,17 +254,42 @@ def write_rst(table, runs):
         'per image); the CPU-bound cell deletes empty files. Every run '
         'checks that the store is empty, that each member exited 0 and, on '
         'S3, that each object got exactly one DELETE.'
-        % (runs, POOL_SIZE, LATENCY * 1000),
+        % (meta['runs'], meta['pool'], meta['latency_ms']),
         '',
         '.. list-table::',
         '   :header-rows: 1',
         '',
     ]
-    for row in [HEADER] + table:
-        lines.append('   * - %s' % row[0])
-        lines.extend('     - %s' % value for value in row[1:])
+    for line in [HEADER] + [row(result, results) for result in results]:
+        lines.append('   * - %s' % line[0])
+        lines.extend('     - %s' % value for value in line[1:])
     lines.append('')
-    RST_PATH.write_text('\n'.join(lines) + '\n')
+    return '\n'.join(_folded(line) for line in lines) + '\n'
+
+
+def _folded(line):
+    if len(line) <= 79 or line.startswith((' ', '..', '=')):
+        return line
+    return textwrap.fill(line, 79, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def rendered_pages(data, results_path):
+    """{page path: text} this tool makes from a results file."""
+    return {RST_PATH: page_text(data, results_path)}
+
+
+def figures(data):
+    """{name: text} of the figures the guide may quote (check_pages.py)."""
+    results = data['results']
+    named = {}
+    for result in results:
+        name = 'members-%s-%d' % (result['cell'].lower(), result['members'])
+        named[name + '-seconds'] = '%.1f' % seconds(result)
+        named[name + '-speedup'] = '%.1fx' % speedup(result, results)
+        named[name + '-split'] = ', '.join(
+            str(n) for n in result['per_member_last'])
+    return named
 
 
 def parse_args(argv):
@@ -265,6 +298,9 @@ def parse_args(argv):
                         help='N / 5 and one run: a quick check')
     parser.add_argument('--runs', type=int, default=None,
                         help='runs per cell (default 2; 1 with --quick)')
+    parser.add_argument('--json', help='save the results there')
+    parser.add_argument('--from-json', metavar='FILE',
+                        help='report saved results only, running nothing')
     parser.add_argument('--write-docs', action='store_true',
                         help='write %s' % RST_PATH.relative_to(TREE))
     return parser.parse_args(argv)
@@ -272,13 +308,24 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    runs = args.runs or (1 if args.quick else 2)
-    table = rows(measure(args.quick, runs))
-    print_table(table)
+    if args.from_json:
+        results_path = args.from_json
+        data = pages.load(results_path)
+    else:
+        runs = args.runs or (1 if args.quick else 2)
+        data = {'meta': dict(pages.machine(), quick=args.quick, runs=runs,
+                             pool=POOL_SIZE, latency_ms=LATENCY * 1000),
+                'results': measure(args.quick, runs)}
+        results_path = args.json or pages.RESULTS_DIR / (
+            'members-%s.json' % data['meta']['date'])
+        pages.save(results_path, data)
+        print('results in %s' % results_path)
+    print_table(data['results'])
     if args.write_docs:
-        write_rst(table, runs)
+        for path, text in rendered_pages(data, results_path).items():
+            path.write_text(text)
         print('wrote %s' % RST_PATH)
-    return 0 if all(row[-1] == 'ok' for row in table) else 1
+    return 0 if all(result['clean'] for result in data['results']) else 1
 
 
 if __name__ == '__main__':
