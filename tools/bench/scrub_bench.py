@@ -817,8 +817,9 @@ def figures(data):
 
     scrub-IMPL-STORE-DATABASE-BACKEND-poolN-rate: images per second;
     -rss: peak RSS in MB; -cpu: CPU seconds; -vs-upstream: over upstream
-    on the same store, database and pool. The memory cells are
-    scrub-memory-N-rss and -rate.
+    on the same store, database and pool; on S3, -ideal-ratio (ideal over
+    pass time) and -plain-ratio (the same for a plain boto3 client). The
+    memory cells are scrub-memory-N-rss and -rate.
     """
     results = data['results']
     named = {}
@@ -832,6 +833,10 @@ def figures(data):
         named[name + '-rate'] = _rate(result['images_per_s'])
         named[name + '-rss'] = '%.0f' % result['peak_rss_mb']
         named[name + '-cpu'] = '%.2f' % result['cpu_s']
+        if result['store'] == 's3':
+            named[name + '-ideal-ratio'] = '%.2f' % result['ideal_ratio']
+        if result.get('plain_ratio'):
+            named[name + '-plain-ratio'] = '%.2f' % result['plain_ratio']
         peer = upstream_peer(result, results)
         if result['impl'] == 'ours' and peer and \
                 result['group'] != 'memory':
