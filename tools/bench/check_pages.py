@@ -37,13 +37,14 @@ sys.path.insert(0, str(BENCH))
 
 import members_bench  # noqa: E402
 import pages  # noqa: E402
+import rgw_cpu_bench  # noqa: E402
 import scrub_bench  # noqa: E402
 import stores_bench  # noqa: E402
 
-TOOLS = (scrub_bench, stores_bench, members_bench)
+TOOLS = (scrub_bench, stores_bench, members_bench, rgw_cpu_bench)
 FIGURES = pages.DOC_DIR / 'benchmark-figures.inc'
 # A figure's name: its tool's prefix, then words and numbers by hyphens.
-PREFIXES = ('scrub', 'stores', 'members', 'scale')
+PREFIXES = ('scrub', 'stores', 'members', 'rgw', 'scale')
 _SUBSTITUTION = re.compile(r'\|([a-z0-9][a-z0-9.-]*-[a-z0-9.%-]+)\|')
 
 

@@ -14,6 +14,7 @@
 
     python tools/bench/rgw_cpu_bench.py [--images N] [--pools P ...]
         [--runs R] [--backend threading|eventlet] [--json FILE]
+        [--from-json FILE] [--write-docs]
 
 Starts a one-node Ceph cluster and a RADOS Gateway on it
 (tools/backends/ceph_cluster.py, rgw_gateway.py) and a PostgreSQL
@@ -30,18 +31,21 @@ CPU is each process's own user + system time (os.wait4). Start-up is
 taken out the same way for both: the CPU of the same command with
 nothing to do (an empty queue, an empty key list) is subtracted, and the
 rest divided by N. Pass seconds: the scrubber's summary line; the
-plain client's own clock. Prints a table; writes no documentation.
+plain client's own clock. Prints a table and saves the raw results
+(tools/bench/results/rgw-DATE.json unless --json says where); with
+--write-docs it writes doc/source/admin/scrubber-rgw-benchmark.rst and
+its plot (tox -e bench-rgw).
 """
 
 import argparse
 import concurrent.futures
-import json
 import os
 import pathlib
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 
@@ -54,9 +58,12 @@ from glance.tests.harness import ceph  # noqa: E402
 from glance.tests.harness import fixtures as harness  # noqa: E402
 from glance.tests import seed  # noqa: E402
 
+import pages  # noqa: E402
 import scrub_bench  # noqa: E402
 
 PLAIN_S3_CLIENT = BENCH / 'plain_s3_client.py'
+RST_PATH = pages.DOC_DIR / 'scrubber-rgw-benchmark.rst'
+PNG_PATH = pages.DOC_DIR / 'scrubber-rgw-throughput.png'
 OBJECT = b'x' * 4096
 SEED_THREADS = 8
 
@@ -211,21 +218,126 @@ def summarize(result, images):
     return text
 
 
-def report(data, images):
-    print()
-    print('%5s  %12s  %12s  %12s  %12s  %6s' % (
-        'pool', 'scrub img/s', 'plain img/s', 'scrub ms/img',
-        'plain ms/img', 'ratio'))
+def rows(data):
+    """(pool, scrub img/s, plain img/s, scrub ms, plain ms, ratio)."""
+    images = data['images']
+    table = []
     for pool in data['pools']:
         scrub = data['scrubber'][str(pool)]
         plain = data['plain'][str(pool)]
         scrub_ms = per_image_ms(scrub, images)
         plain_ms = per_image_ms(plain, images)
-        print('%5d  %12.0f  %12.0f  %12.2f  %12.2f  %6.1f' % (
+        table.append((
             pool,
             images / statistics.median(r['pass_s'] for r in scrub['runs']),
             images / statistics.median(r['pass_s'] for r in plain['runs']),
             scrub_ms, plain_ms, scrub_ms / plain_ms))
+    return table
+
+
+def report(data):
+    print()
+    print('%5s  %12s  %12s  %12s  %12s  %6s' % (
+        'pool', 'scrub img/s', 'plain img/s', 'scrub ms/img',
+        'plain ms/img', 'ratio'))
+    for row in rows(data):
+        print('%5d  %12.0f  %12.0f  %12.2f  %12.2f  %6.1f' % row)
+
+
+HEADER = ('scrub_pool_size', 'this tree, images/s', 'plain boto3, images/s',
+          'this tree, CPU ms per image', 'plain boto3, CPU ms per image',
+          'CPU ratio')
+
+
+def page_text(data, results_path):
+    meta = data['meta']
+    lines = pages.generated_header(__file__, results_path) + [
+        'Scrubber benchmark: Ceph RADOS Gateway (S3)',
+        '===========================================',
+        '',
+        'Measured %s on %s; the cluster, the gateway, PostgreSQL and the '
+        'scrubber share the machine.' % (meta['date'],
+                                         pages.describe(meta)),
+        '',
+        'Method. A one-node Ceph cluster and a RADOS Gateway on it '
+        '(``tools/backends/ceph_cluster.py``, ``rgw_gateway.py``). For '
+        'each pool size, %d runs (median): %d pending_delete images, one '
+        '4 KiB object each, scrubbed by one pass of this tree\'s '
+        '``glance-scrubber`` (%s backend) straight to the gateway; then '
+        'the same number of objects deleted by a plain boto3 client '
+        '(``tools/bench/plain_s3_client.py``: the same HEAD and DELETE per '
+        'object, one client shared by the pool\'s threads, no database, '
+        'no glance_store): the best this harness allows. CPU is each '
+        'process\'s own user and system time, less that of the same '
+        'command with nothing to do, over the number of images.' % (
+            data['runs'], data['images'], data['backend']),
+        '',
+        '.. list-table::',
+        '   :header-rows: 1',
+        '',
+    ]
+    formats = ('%d', '%.0f', '%.0f', '%.2f', '%.2f', '%.2fx')
+    for row in [HEADER] + [tuple(f % v for f, v in zip(formats, row))
+                           for row in rows(data)]:
+        lines.append('   * - %s' % row[0])
+        lines.extend('     - %s' % value for value in row[1:])
+    lines += ['', '.. image:: %s' % PNG_PATH.name,
+              '   :alt: images per second against scrub_pool_size on '
+              'RGW, this tree and a plain boto3 client', '']
+    return '\n'.join(_folded(line) for line in lines)
+
+
+def _folded(line):
+    if len(line) <= 79 or line.startswith((' ', '..', '=')):
+        return line
+    return textwrap.fill(line, 79, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def rendered_pages(data, results_path):
+    """{page path: text} this tool makes from a results file."""
+    return {RST_PATH: page_text(data, results_path)}
+
+
+def figures(data):
+    """{name: text} of the figures the guide may quote (check_pages.py).
+
+    rgw-poolN-rate and -plain-rate (images/s), -cpu-ms and -plain-cpu-ms
+    (CPU ms per image), -cpu-ratio (this tree over plain boto3).
+    """
+    named = {}
+    for pool, rate, plain, scrub_ms, plain_ms, ratio in rows(data):
+        name = 'rgw-pool%d' % pool
+        named[name + '-rate'] = '%.0f' % rate
+        named[name + '-plain-rate'] = '%.0f' % plain
+        named[name + '-cpu-ms'] = '%.2f' % scrub_ms
+        named[name + '-plain-cpu-ms'] = '%.2f' % plain_ms
+        named[name + '-cpu-ratio'] = '%.2fx' % ratio
+    return named
+
+
+def plot(data):
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+
+    table = rows(data)
+    figure, axes = pyplot.subplots(figsize=(7, 4.5), dpi=110)
+    pools = [row[0] for row in table]
+    axes.plot(pools, [row[1] for row in table], 'o-', label='this tree')
+    axes.plot(pools, [row[2] for row in table], 'k:',
+              label='plain boto3, the same requests, nothing else')
+    axes.set_xscale('log', base=2)
+    axes.set_xticks(pools)
+    axes.set_xticklabels([str(pool) for pool in pools])
+    axes.set_xlabel('scrub_pool_size')
+    axes.set_ylabel('images (objects) deleted per second')
+    axes.set_title('Ceph RGW, one node, %d objects of 4 KiB' % data['images'])
+    axes.grid(True, which='both', alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(PNG_PATH)
+    pyplot.close(figure)
 
 
 def parse_args(argv):
@@ -236,11 +348,14 @@ def parse_args(argv):
     parser.add_argument('--backend', choices=('threading', 'eventlet'),
                         default='threading')
     parser.add_argument('--json', help='save the results there')
+    parser.add_argument('--from-json', metavar='FILE',
+                        help='report saved results only, running nothing')
+    parser.add_argument('--write-docs', action='store_true',
+                        help='write %s and its plot' % RST_PATH.name)
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_all(args):
     env = harness.scrubber_environment({
         harness.BACKEND_VARIABLE: args.backend, 'PYTHONPATH': str(TREE),
         'PYTHONWARNINGS': 'ignore'})
@@ -251,10 +366,9 @@ def main(argv=None):
     print('gateway up in %.2f s (the cluster was up)' % rgw.start_seconds,
           flush=True)
     try:
-        data = {'images': args.images, 'pools': args.pools,
-                'backend': args.backend, 'runs': args.runs,
-                'date': time.strftime('%Y-%m-%d'),
-                'load_before': os.getloadavg()}
+        data = {'meta': pages.machine(), 'images': args.images,
+                'pools': args.pools, 'backend': args.backend,
+                'runs': args.runs, 'load_before': os.getloadavg()}
         data['scrubber'] = {str(pool): result for pool, result in
                             scrubber_runs(rgw, args, workdir, env).items()}
         data['plain'] = {str(pool): result for pool, result in
@@ -262,10 +376,26 @@ def main(argv=None):
         data['load_after'] = os.getloadavg()
     finally:
         rgw.close()
-    if args.json:
-        with open(args.json, 'w') as saved:
-            json.dump(data, saved, indent=1)
-    report(data, args.images)
+    return data
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        results_path = args.from_json
+        data = pages.load(results_path)
+    else:
+        data = run_all(args)
+        results_path = args.json or pages.RESULTS_DIR / (
+            'rgw-%s.json' % data['meta']['date'])
+        pages.save(results_path, data)
+        print('results in %s' % results_path)
+    report(data)
+    if args.write_docs:
+        for path, text in rendered_pages(data, results_path).items():
+            path.write_text(text)
+        plot(data)
+        print('wrote %s and %s' % (RST_PATH, PNG_PATH))
     return 0
 
 
