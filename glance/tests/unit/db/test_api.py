@@ -196,6 +196,8 @@ class StatementCounter:
         return statements
 
 
+# list_pending_delete_images
+
 class ListPendingDeleteImagesTests:
     """list_pending_delete_images: the queue a pass pages through."""
 
@@ -304,6 +306,8 @@ class TestListPendingDeleteImagesOnPostgreSQL(ListPendingDeleteImagesTests,
     pass
 
 
+# list_abandoned_claims
+
 class ListAbandonedClaimsTests:
     """list_abandoned_claims: what a stopped pass left to take over."""
 
@@ -377,6 +381,8 @@ class TestListAbandonedClaimsOnPostgreSQL(ListAbandonedClaimsTests,
                                           db_tests.PostgreSQLTestCase):
     pass
 
+
+# claimed_totals and list_claimed
 
 def claimed_by_a_pass(*urls, seconds_ago=0):
     """An image a pass claimed *seconds_ago* and has not finished."""
@@ -481,6 +487,8 @@ class TestClaimedTotalsOnPostgreSQL(ClaimedTotalsTests,
                                     db_tests.PostgreSQLTestCase):
     pass
 
+
+# claim_images
 
 class ClaimImagesTests:
     """claim_images: the compare-and-set that decides a delete."""
@@ -709,6 +717,8 @@ class TestClaimImagesOnPostgreSQL(ClaimImagesTests,
                                   db_tests.PostgreSQLTestCase):
     pass
 
+
+# record_scrubs
 
 class RecordScrubsTests:
     """record_scrubs: what a pass writes once an image's data is gone."""
@@ -1033,6 +1043,8 @@ def test_data_users_read_a_claim_on_the_primary(replica, db, context):
     assert api.data_users(context)[0] == []
 
 
+# find_restorable
+
 class FindRestorableTests:
     """find_restorable: what --restore reads before it asks the stores."""
 
@@ -1130,6 +1142,8 @@ class TestFindRestorableOnPostgreSQL(FindRestorableTests,
                                      db_tests.PostgreSQLTestCase):
     pass
 
+
+# restore_image
 
 class RestoreImageTests:
     """restore_image: the image back as glance-api had it, or nothing."""
@@ -1331,6 +1345,8 @@ class TestRestoreImageOnPostgreSQL(RestoreImageTests,
                                    db_tests.PostgreSQLTestCase):
     pass
 
+
+# check_schema and database_errors
 
 class CheckSchemaTests:
     """check_schema: a database without the schema is refused at start."""
