@@ -37,22 +37,29 @@ from glance.tests import databases
 from glance.tests.unit import children
 
 
-def set_up_database(backend, migrate=True):
-    """A set-up databases.Database outside a test; the caller cleans up.
+def set_up(fixture):
+    """*fixture* set up outside a test (setUpClass); the caller cleans up.
 
-    fixtures wraps any failure of setUp() in MultipleExceptions, which
-    would turn a missing server's skip into an error: unwrap it so that a
-    skip stays a skip (CI still fails, as it should).
+    fixtures wraps any failure of setUp() in MultipleExceptions, once per
+    level of nested fixtures, which would turn a missing server's skip
+    into an error: unwrap it so that a skip stays a skip (CI still fails,
+    as it should).
     """
-    database = databases.Database(backend, migrate=migrate)
     try:
-        database.setUp()
+        fixture.setUp()
     except fixtures.MultipleExceptions as error:
-        first = error.args[0][1]
+        first = error
+        while isinstance(first, fixtures.MultipleExceptions):
+            first = first.args[0][1]
         if isinstance(first, unittest.SkipTest):
             raise unittest.SkipTest(str(first))
         raise
-    return database
+    return fixture
+
+
+def set_up_database(backend, migrate=True):
+    """A set-up databases.Database outside a test; the caller cleans up."""
+    return set_up(databases.Database(backend, migrate=migrate))
 
 
 def clear(engine):
