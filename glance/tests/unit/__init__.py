@@ -16,6 +16,7 @@
 # exercised by the green executor tests here and, monkey patched, by the
 # functional tests that run the real glance-scrubber.
 import os
+import pathlib
 
 os.environ.setdefault('OS_GLANCE_SCRUBBER_BACKEND', 'threading')
 
@@ -24,6 +25,7 @@ from oslo_service import backend as _service_backend  # noqa: E402
 if _service_backend.get_backend_type() is None:
     _service_backend.init_backend(_service_backend.BackendType.THREADING)
 
+import fixtures  # noqa: E402
 import testtools  # noqa: E402
 
 from glance import context  # noqa: E402
@@ -40,3 +42,8 @@ class SQLiteTestCase(testtools.TestCase):
         db_api.configure(connection=self.db.url)
         self.addCleanup(db_api.reset)
         self.context = context.get_admin_context()
+
+
+def temporary_folder(test):
+    """A folder of *test*'s own, removed after it: a pathlib.Path."""
+    return pathlib.Path(test.useFixture(fixtures.TempDir()).path)
