@@ -29,7 +29,6 @@ import pathlib
 import subprocess
 
 import fixtures
-import sqlalchemy as sa
 import testtools
 
 from glance.db.sqlalchemy import alembic_migrations
@@ -91,46 +90,10 @@ def run_side_by_side(folder, jobs):
     return results
 
 
-def schema_snapshot(engine):
-    """Everything a migration could change, in comparable form."""
-    inspector = sa.inspect(engine)
-    snapshot = {}
-    for table in sorted(inspector.get_table_names()):
-        snapshot[table] = {
-            'columns': [(column['name'], repr(column['type']),
-                         column['nullable'], column.get('default'))
-                        for column in inspector.get_columns(table)],
-            'primary_key': inspector.get_pk_constraint(table),
-            'foreign_keys': sorted(
-                repr(fk) for fk in inspector.get_foreign_keys(table)),
-            'indexes': sorted(
-                repr(index) for index in inspector.get_indexes(table)),
-            'unique': sorted(
-                repr(unique)
-                for unique in inspector.get_unique_constraints(table)),
-        }
-    return snapshot
-
-
-def alembic_versions(engine):
-    with engine.connect() as connection:
-        return sorted(connection.exec_driver_sql(
-            'SELECT version_num FROM alembic_version').scalars())
-
-
 def image_ids(engine):
     with engine.connect() as connection:
         return sorted(connection.exec_driver_sql(
             'SELECT id FROM images').scalars())
-
-
-def insert_image(engine, image_id):
-    with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO images (id, status, visibility, min_disk, min_ram, "
-            "protected, os_hidden, created_at, deleted) VALUES (:id, "
-            "'active', 'private', 0, 0, :no, :no, :now, :no)"),
-            {'id': image_id, 'no': False, 'now': '2026-01-01 00:00:00'})
 
 
 def move_to_upstream_revision(engine):
@@ -175,20 +138,21 @@ class Scenarios(fixtures.Fixture):
         earlier = self._add('earlier-release', migrate=False)
         alembic_migrations.upgrade(earlier.db.engine,
                                    EARLIER_RELEASE_REVISION)
-        insert_image(earlier.db.engine, 'kept-across-the-upgrade')
+        databases.insert_image(earlier.db.engine, 'kept-across-the-upgrade')
         foreign = self._add('foreign', migrate=True)
         move_to_upstream_revision(foreign.db.engine)
-        insert_image(foreign.db.engine, 'upstream-image')
-        foreign.schema_before = schema_snapshot(foreign.db.engine)
+        databases.insert_image(foreign.db.engine, 'upstream-image')
+        foreign.schema_before = databases.schema_of(foreign.db.engine)
         self._run({'sync-twice': ['db', 'sync'],
                    'version': ['db', 'version'],
                    'earlier-release': ['db', 'sync'],
                    'foreign': ['db', 'sync']})
         if sync_twice.results[0].returncode == 0:
-            sync_twice.versions_after_first_sync = alembic_versions(
+            sync_twice.versions_after_first_sync = databases.alembic_versions(
                 sync_twice.db.engine)
-            insert_image(sync_twice.db.engine, 'kept-across-syncs')
-            sync_twice.schema_before = schema_snapshot(sync_twice.db.engine)
+            databases.insert_image(sync_twice.db.engine, 'kept-across-syncs')
+            sync_twice.schema_before = databases.schema_of(
+                sync_twice.db.engine)
             self._run({'sync-twice': ['db', 'sync']})
 
     def _add(self, name, migrate):
@@ -245,9 +209,9 @@ class DbSyncTests:
         self.assertIn('already at revision %s; nothing to do'
                       % alembic_migrations.head_revision(),
                       scenario.results[1].stdout)
-        self.assertEqual(scenario.schema_before, schema_snapshot(engine))
+        self.assertEqual(scenario.schema_before, databases.schema_of(engine))
         self.assertEqual([alembic_migrations.head_revision()],
-                         alembic_versions(engine))
+                         databases.alembic_versions(engine))
         self.assertEqual(['kept-across-syncs'], image_ids(engine))
 
     def test_sync_upgrades_a_database_of_an_earlier_release(self):
@@ -260,9 +224,9 @@ class DbSyncTests:
         self.assert_clean_success(scenario.results[0])
         self.assertIn('Database is at revision %s.' % head,
                       scenario.results[0].stdout)
-        self.assertEqual([head], alembic_versions(engine))
-        self.assertEqual(UPSTREAM_TABLES, set(schema_snapshot(engine)))
-        self.assertEqual(fresh.schema_before, schema_snapshot(engine))
+        self.assertEqual([head], databases.alembic_versions(engine))
+        self.assertEqual(UPSTREAM_TABLES, set(databases.schema_of(engine)))
+        self.assertEqual(fresh.schema_before, databases.schema_of(engine))
         self.assertEqual(['kept-across-the-upgrade'], image_ids(engine))
 
     def test_version_prints_the_revision(self):
@@ -287,8 +251,9 @@ class DbSyncTests:
         self.assert_clean_success(result)
         self.assertIn(UPSTREAM_REVISION, result.stdout)
         self.assertIn('schema is left as it is', result.stdout)
-        self.assertEqual(scenario.schema_before, schema_snapshot(engine))
-        self.assertEqual([UPSTREAM_REVISION], alembic_versions(engine))
+        self.assertEqual(scenario.schema_before, databases.schema_of(engine))
+        self.assertEqual([UPSTREAM_REVISION],
+                         databases.alembic_versions(engine))
         self.assertEqual(['upstream-image'], image_ids(engine))
 
 
