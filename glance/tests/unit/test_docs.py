@@ -74,6 +74,18 @@ def release_notes():
             for path in sorted(folder.glob('*.yaml'))}
 
 
+def stating_pages():
+    """{name: text} of what an operator reads a figure in.
+
+    The man page, the guide, the README, the unit file's comments and the
+    release notes.
+    """
+    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
+    pages[UNIT_FILE] = unit_file_comments()
+    pages.update(release_notes())
+    return pages
+
+
 def flat(text):
     """The text on one line: a statement may be folded anywhere."""
     return ' '.join(text.split())
@@ -246,12 +258,10 @@ def same_value(written, default):
 
 
 def default_pages():
-    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
+    pages = stating_pages()
     for path in sorted((ROOT / 'doc/source').glob('**/*.rst')):
         name = str(path.relative_to(ROOT))
         pages.setdefault(name, read(name))
-    pages[UNIT_FILE] = unit_file_comments()
-    pages.update(release_notes())
     return pages
 
 
@@ -322,12 +332,10 @@ def stated_backends(text):
 
 
 def backend_pages():
-    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
-    pages[UNIT_FILE] = unit_file_comments()
+    pages = stating_pages()
     pages['glance/cmd/__init__.py'] = glance_cmd.__doc__
     pages['scrub_pool_size help'] = str(
         declared_options()['scrub_pool_size'].help)
-    pages.update(release_notes())
     return pages
 
 
@@ -368,18 +376,11 @@ _MULTIPLE = re.compile(r'\b(?:\d+|two) ?(?:x|×|times) ``scrub_pool_size``|'
                        r'\btwice ``scrub_pool_size``')
 
 
-def in_flight_pages():
-    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
-    pages[UNIT_FILE] = unit_file_comments()
-    pages.update(release_notes())
-    return pages
-
-
 class TestImagesInFlight(testtools.TestCase):
     """How many images a pass keeps in flight, and claims ahead."""
 
     def test_the_pages_bound_the_images_in_flight(self):
-        pages = in_flight_pages()
+        pages = stating_pages()
         for page in (MAN_PAGE, GUIDE, UNIT_FILE):
             text = flat(pages[page])
 
@@ -388,7 +389,7 @@ class TestImagesInFlight(testtools.TestCase):
 
     def test_the_images_in_flight_are_bounded_as_the_pass_does(self):
         wrong = []
-        for page, text in in_flight_pages().items():
+        for page, text in stating_pages().items():
             text = flat(text)
             wrong.extend('%s: %s, not %d' % (page, bound,
                                              run.Scrubber.MAX_CLAIM)
