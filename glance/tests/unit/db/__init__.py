@@ -71,7 +71,7 @@ def clear(engine):
 
 
 class DatabaseTestCase(testtools.TestCase):
-    """A migrated database on the server BACKEND names, for a class.
+    """A migrated database on the server *backend* names, for a class.
 
     The database is made once for the class (making one per test would
     dominate the run time) and dropped after its last test; a missing
@@ -83,12 +83,12 @@ class DatabaseTestCase(testtools.TestCase):
     :ivar context: an admin request context.
     """
 
-    BACKEND = None
+    backend = None
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.database = set_up_database(cls.BACKEND)
+        cls.database = set_up_database(cls.backend)
 
     @classmethod
     def tearDownClass(cls):
@@ -109,7 +109,7 @@ class DatabaseTestCase(testtools.TestCase):
 
         The database API lets go of it first, whatever the test configured.
         """
-        database = self.useFixture(databases.Database(self.BACKEND,
+        database = self.useFixture(databases.Database(self.backend,
                                                       migrate=migrate))
         self.addCleanup(api.reset)
         return database
@@ -128,12 +128,12 @@ class DatabaseTestCase(testtools.TestCase):
 
 
 class SQLiteTestCase(DatabaseTestCase):
-    BACKEND = 'sqlite'
+    backend = 'sqlite'
 
 
 class MySQLTestCase(DatabaseTestCase):
-    BACKEND = 'mysql'
+    backend = 'mysql'
 
 
 class PostgreSQLTestCase(DatabaseTestCase):
-    BACKEND = 'postgresql'
+    backend = 'postgresql'

@@ -656,7 +656,7 @@ class ClaimImagesTests:
         Another transaction claims the image and holds its row; our claim
         waits for the lock, then reads the committed row and takes nothing.
         """
-        if self.BACKEND == 'sqlite':
+        if self.backend == 'sqlite':
             self.skipTest('needs a database server')
         image = seed.Image(pending('file:///1'))
         seed.insert(self.engine, [image])
@@ -1587,7 +1587,7 @@ class RetriesTests:
         which the server resolves by aborting restore_image's transaction.
         oslo.db must retry it, and the retry must succeed.
         """
-        if self.BACKEND == 'sqlite':
+        if self.backend == 'sqlite':
             self.skipTest('needs a database server')
         image = seed.Image(pending('file:///1', 'file:///2'))
         seed.insert(self.engine, [image])
@@ -1632,7 +1632,7 @@ class RetriesTests:
         The writer lets go once the claim has been refused; the retry must
         then succeed.
         """
-        if self.BACKEND != 'sqlite':
+        if self.backend != 'sqlite':
             self.skipTest('SQLite only')
         image, decoy = seed.insert(self.engine, [
             seed.Image(pending('file:///1')),

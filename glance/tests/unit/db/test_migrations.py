@@ -171,14 +171,14 @@ class Scenarios(fixtures.Fixture):
 
 
 class DbSyncTests:
-    """db sync and db version, once per scenario, on the BACKEND server."""
+    """db sync and db version, once per scenario, on the *backend* server."""
 
-    BACKEND = None
+    backend = None
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.prepared = db_tests.set_up(Scenarios(cls.BACKEND))
+        cls.prepared = db_tests.set_up(Scenarios(cls.backend))
         cls.scenarios = cls.prepared.scenarios
 
     @classmethod
@@ -258,12 +258,12 @@ class DbSyncTests:
 
 
 class TestDbSyncOnSQLite(DbSyncTests, testtools.TestCase):
-    BACKEND = 'sqlite'
+    backend = 'sqlite'
 
 
 class TestDbSyncOnMySQL(DbSyncTests, testtools.TestCase):
-    BACKEND = 'mysql'
+    backend = 'mysql'
 
 
 class TestDbSyncOnPostgreSQL(DbSyncTests, testtools.TestCase):
-    BACKEND = 'postgresql'
+    backend = 'postgresql'

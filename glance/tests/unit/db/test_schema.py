@@ -247,13 +247,13 @@ class SchemaTests:
                         inspector.get_table_names())
         problems = []
         for table in sorted(CONTRACT):
-            problems += column_mismatches(self.BACKEND, inspector, table)
+            problems += column_mismatches(self.backend, inspector, table)
             problems += primary_key_mismatches(inspector, table)
             problems += foreign_key_mismatches(inspector, table)
         self.assertEqual([], problems)
 
     def test_visibility_is_an_enum_of_the_four_values(self):
-        if self.BACKEND == 'sqlite':
+        if self.backend == 'sqlite':
             self.skipTest('SQLite has no ENUM type; checked as VARCHAR')
         column = {column['name']: column for column in
                   sa.inspect(self.engine).get_columns('images')}['visibility']
@@ -266,7 +266,7 @@ class SchemaTests:
             # A non-strict MySQL would store '' instead of refusing;
             # glance's own engines run with oslo.db's TRADITIONAL sql_mode,
             # so does this.
-            if self.BACKEND == 'mysql':
+            if self.backend == 'mysql':
                 connection.exec_driver_sql(
                     "SET SESSION sql_mode='TRADITIONAL'")
             self.assertRaises(
