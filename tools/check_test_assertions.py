@@ -11,13 +11,13 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Fail on a test that asserts nothing: every test must be able to fail.
+"""Fail on a test that cannot fail, or a test written against the rules.
 
 Usage: check_test_assertions.py [PATH...] (default: glance/tests beside
 this script). Each ``test_*.py`` file under a PATH is parsed, not run.
 
-The rule, on the source of each ``test_*`` function or method (nested
-functions and lambdas in it included), is that it has one of:
+The first rule, on the source of each ``test_*`` function or method
+(nested functions and lambdas in it included), is that it has one of:
 
 * an ``assert`` statement;
 * a call of a name starting with ``assert`` or ``fail``, as a method or
@@ -34,8 +34,18 @@ passes. This is a tripwire for the test that cannot fail, not a proof
 that the others can. A test that must stay as it is goes in EXCEPTIONS
 below, with the reason.
 
-Exit status 0 when every test passes the rule, 1 otherwise (each offender
-on a line of its own, as ``path:line: name``).
+Two more rules keep the tests in one shape (glance/tests/unit/__init__.py
+says why that shape):
+
+* a unit test (under glance/tests/unit) is a method of a testtools class,
+  never a module-level ``test_*`` function (UNIT_FUNCTIONS lists the few
+  allowed for now, with the reason);
+* no test module imports another test module (``test_*``), nor anything
+  from one: what tests share lives in a ``base.py``, a ``conftest.py`` or
+  a package's ``__init__.py``, where both may import it.
+
+Exit status 0 when every test passes the rules, 1 otherwise (each offender
+on a line of its own, as ``path:line: what``).
 """
 
 import ast
@@ -44,6 +54,24 @@ import sys
 
 # "path relative to the tree::[Class::]test_name": why it asserts nothing.
 EXCEPTIONS = {}
+
+UNIT_TESTS = 'glance/tests/unit/'
+_DATA_USERS_MOVE = ('moved out of test_api.py by another branch; a class '
+                    'on glance.tests.unit.db.DatabaseTestCase after that')
+# "path relative to the tree::test_name": why it is a function for now.
+UNIT_FUNCTIONS = {
+    'glance/tests/unit/db/test_api.py::%s' % name: _DATA_USERS_MOVE
+    for name in (
+        'test_data_users_are_live_and_restorable_locations_in_id_order',
+        'test_a_location_removed_from_a_live_image_is_not_a_data_user',
+        'test_an_image_stops_being_a_data_user_once_claimed',
+        'test_data_users_after_an_id_are_only_the_newer_ones',
+        'test_data_users_with_nothing_new_cost_one_statement',
+        'test_data_users_of_an_empty_table',
+        'test_data_users_are_read_on_the_primary',
+        'test_data_users_read_a_claim_on_the_primary',
+        'test_dropped_connection_is_replaced',
+    )}
 
 ASSERTING_PREFIXES = ('assert', 'fail')
 HELPER_PREFIXES = ('check_', 'assert', 'expect')
@@ -103,6 +131,53 @@ def offenders(source, filename='<source>'):
             if not asserts(node)]
 
 
+def module_functions(tree):
+    """(line, name) of each module-level test function."""
+    return [(node.lineno, node.name) for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and
+            node.name.startswith('test_')]
+
+
+def _is_test_module(dotted):
+    return dotted.split('.')[-1].startswith('test_')
+
+
+def test_module_imports(tree):
+    """(line, module) of each import of a test module, or from one."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names
+                         if _is_test_module(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            module = '.' * node.level + (node.module or '')
+            if node.module and _is_test_module(node.module):
+                found.append((node.lineno, module))
+            else:
+                prefix = module if module.endswith('.') else module + '.'
+                found.extend((node.lineno, prefix + alias.name)
+                             for alias in node.names
+                             if _is_test_module(alias.name))
+    return found
+
+
+def shape_offenders(source, relative, filename='<source>'):
+    """[(key, line, what is wrong)] with the shape of a test module.
+
+    :param relative: the module's path relative to the tree, with '/'.
+    """
+    tree = ast.parse(source, filename)
+    found = [('%s::%s' % (relative, name), line,
+              '%s is a function: a unit test is a method of a testtools '
+              'class' % name)
+             for line, name in module_functions(tree)
+             if relative.startswith(UNIT_TESTS)]
+    found.extend((None, line, 'imports %s, a test module: what tests '
+                  'share goes in base.py, conftest.py or __init__.py'
+                  % module) for line, module in test_module_imports(tree))
+    return found
+
+
 def test_files(paths):
     for path in paths:
         if os.path.isfile(path):
@@ -115,19 +190,21 @@ def test_files(paths):
                     yield os.path.join(folder, name)
 
 
-def check(paths, root, exceptions=None):
-    """The offenders in *paths*, and the stale EXCEPTIONS.
+def check(paths, root, exceptions=None, unit_functions=None):
+    """The offenders in *paths*, and the stale exceptions.
 
-    :returns: (["path:line: name asserts nothing", ...], [the keys of
-        *exceptions* that name no offender]).
+    :returns: (["path:line: what is wrong", ...], [the keys of
+        *exceptions* and *unit_functions* that name no offender]).
     """
     exceptions = EXCEPTIONS if exceptions is None else exceptions
+    unit_functions = (UNIT_FUNCTIONS if unit_functions is None
+                      else unit_functions)
     found = []
     excused = set()
     for path in test_files(paths):
         with open(path, encoding='utf-8') as stream:
             source = stream.read()
-        relative = os.path.relpath(path, root)
+        relative = os.path.relpath(path, root).replace(os.sep, '/')
         for line, name in offenders(source, path):
             key = '%s::%s' % (relative, name)
             if key in exceptions:
@@ -135,7 +212,13 @@ def check(paths, root, exceptions=None):
             else:
                 found.append('%s:%d: %s asserts nothing' % (relative, line,
                                                             name))
-    return found, sorted(set(exceptions) - excused)
+        for key, line, what in shape_offenders(source, relative, path):
+            if key in unit_functions:
+                excused.add(key)
+            else:
+                found.append('%s:%d: %s' % (relative, line, what))
+    stale = (set(exceptions) | set(unit_functions)) - excused
+    return found, sorted(stale)
 
 
 def main(argv=None):
@@ -149,12 +232,13 @@ def main(argv=None):
     for line in found:
         print(line)
     for key in stale:
-        print('%s: listed in EXCEPTIONS but asserts something, or is gone'
-              % key)
+        print('%s: listed in EXCEPTIONS or UNIT_FUNCTIONS but keeps the '
+              'rules, or is gone' % key)
     if found:
-        print('A test must be able to fail: assert something, or list it '
-              'in EXCEPTIONS of %s with the reason.' % os.path.relpath(
-                  __file__, root))
+        print('A test must be able to fail, and keep the shape of the '
+              'tests: see the docstring of %s (and list a test that must '
+              'stay as it is in its EXCEPTIONS or UNIT_FUNCTIONS, with the '
+              'reason).' % os.path.relpath(__file__, root))
     return 1 if found or stale else 0
 
 

@@ -122,3 +122,67 @@ class Database(fixtures.Fixture):
         self.addCleanup(server.drop_named_database, name)
         return str(server.provisioned_database_url(name).render_as_string(
             hide_password=False))
+
+
+def alembic_versions(engine):
+    """The revisions the alembic_version table holds, sorted."""
+    with engine.connect() as connection:
+        return sorted(connection.exec_driver_sql(
+            'SELECT version_num FROM alembic_version').scalars())
+
+
+def insert_image(engine, image_id, location=None):
+    """An active image row, and a location of it if *location* is a URL.
+
+    Plain SQL of the columns every revision of the schema has, so that it
+    works on a database of any release, this tree's or upstream's.
+    """
+    row = {'id': image_id, 'no': False, 'now': '2026-01-01 00:00:00',
+           'location': location}
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO images (id, status, visibility, min_disk, min_ram, "
+            "protected, os_hidden, created_at, deleted) VALUES (:id, "
+            "'active', 'private', 0, 0, :no, :no, :now, :no)"), row)
+        if location:
+            connection.execute(sa.text(
+                "INSERT INTO image_locations (image_id, value, status, "
+                "created_at, deleted) VALUES (:id, :location, 'active', "
+                ":now, :no)"), row)
+
+
+def schema_of(engine, exact=True):
+    """Tables, columns, keys and indexes of a database, in comparable form.
+
+    CHECK constraints are left out: nothing reads them. *exact* False
+    leaves out two more differences that no reader sees, for comparing
+    schemas that two programs made: the order of the columns, and SQLite's
+    INTEGER against BIGINT (one integer affinity there).
+    """
+    inspector = sa.inspect(engine)
+    schema = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = [(column['name'], _type_name(engine, column['type'], exact),
+                    column['nullable'], column.get('default'))
+                   for column in inspector.get_columns(table)]
+        schema[table] = {
+            'columns': columns if exact else {
+                name: tuple(rest) for name, *rest in columns},
+            'primary_key': inspector.get_pk_constraint(table),
+            'foreign_keys': sorted(
+                repr(key) for key in inspector.get_foreign_keys(table)),
+            'indexes': sorted(
+                repr(index) for index in inspector.get_indexes(table)),
+            'unique': sorted(
+                repr(unique)
+                for unique in inspector.get_unique_constraints(table)),
+        }
+    return schema
+
+
+def _type_name(engine, column_type, exact):
+    name = repr(column_type)
+    if (not exact and engine.dialect.name == 'sqlite' and
+            name == 'BIGINT()'):
+        return 'INTEGER()'
+    return name

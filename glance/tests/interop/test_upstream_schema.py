@@ -49,59 +49,11 @@ _upstream_schemas = {}
 
 
 def schema_of(engine):
-    """Tables, columns, keys and indexes, in comparable form.
+    """The schema, less what two programs' syncs may make differently.
 
-    Two differences are left out on purpose, as neither side reads them:
-    the order of the columns, and the CHECK constraints upstream's
-    booleans carry in the image tables on SQLite and MySQL. SQLite spells
-    upstream's images.size INTEGER and ours BIGINT: the same storage
-    there (one integer affinity), so its integers are compared as one.
+    See databases.schema_of: neither side reads those differences.
     """
-    inspector = sa.inspect(engine)
-    schema = {}
-    for table in inspector.get_table_names():
-        schema[table] = {
-            'columns': {
-                column['name']: (_type_name(engine, column['type']),
-                                 column['nullable'], column.get('default'))
-                for column in inspector.get_columns(table)},
-            'primary_key': inspector.get_pk_constraint(table),
-            'foreign_keys': sorted(
-                repr(key) for key in inspector.get_foreign_keys(table)),
-            'indexes': sorted(
-                repr(index) for index in inspector.get_indexes(table)),
-            'unique': sorted(
-                repr(unique)
-                for unique in inspector.get_unique_constraints(table)),
-        }
-    return schema
-
-
-def _type_name(engine, column_type):
-    name = repr(column_type)
-    if engine.dialect.name == 'sqlite' and name == 'BIGINT()':
-        return 'INTEGER()'
-    return name
-
-
-def alembic_versions(engine):
-    with engine.connect() as connection:
-        return sorted(connection.exec_driver_sql(
-            'SELECT version_num FROM alembic_version').scalars())
-
-
-def insert_image_with_location(engine, image_id):
-    """An image row and its location, as glance-api would have left."""
-    row = {'id': image_id, 'no': False, 'now': '2026-01-01 00:00:00'}
-    with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO images (id, status, visibility, min_disk, min_ram, "
-            "protected, os_hidden, created_at, deleted) VALUES (:id, "
-            "'active', 'private', 0, 0, :no, :no, :now, :no)"), row)
-        connection.execute(sa.text(
-            "INSERT INTO image_locations (image_id, value, status, "
-            "created_at, deleted) VALUES (:id, 'file:///images/one', "
-            "'active', :now, :no)"), row)
+    return databases.schema_of(engine, exact=False)
 
 
 def insert_metadef_namespace(engine, namespace):
@@ -183,7 +135,8 @@ class _SchemaHandOver:
         self.assertIn('Database is up to date', output)
         self.assertEqual(UPSTREAM_HEAD, self.upstream_manage(
             db, 'db', 'version').strip().splitlines()[-1])
-        self.assertEqual([UPSTREAM_HEAD], alembic_versions(db.engine))
+        self.assertEqual([UPSTREAM_HEAD],
+                         databases.alembic_versions(db.engine))
         self.assertEqual(self.upstream_schema(), schema_of(db.engine))
 
     def assert_upstream_api_serves(self, db):
@@ -216,7 +169,8 @@ class _SchemaHandOver:
     def test_our_sync_after_upstream_sync_is_a_no_op(self):
         db = self.new_database()
         self.upstream_manage(db, 'db', 'sync')
-        insert_image_with_location(db.engine, 'made-by-upstream')
+        databases.insert_image(db.engine, 'made-by-upstream',
+                               location='file:///images/one')
         schema_before = schema_of(db.engine)
 
         output = self.our_manage(db, 'db', 'sync')
@@ -224,15 +178,17 @@ class _SchemaHandOver:
         self.assertIn('already at revision %s; nothing to do'
                       % UPSTREAM_HEAD, output)
         self.assertEqual(schema_before, schema_of(db.engine))
-        self.assertEqual([UPSTREAM_HEAD], alembic_versions(db.engine))
+        self.assertEqual([UPSTREAM_HEAD],
+                         databases.alembic_versions(db.engine))
         self.assertEqual([('made-by-upstream', 'file:///images/one')],
                          image_and_location_ids(db.engine))
 
     def test_earlier_release_database_moves_to_upstream_history(self):
         db = self.new_database(EARLIER_RELEASE_REVISION)
-        insert_image_with_location(db.engine, 'made-by-earlier-release')
+        databases.insert_image(db.engine, 'made-by-earlier-release',
+                               location='file:///images/one')
         self.assertEqual([EARLIER_RELEASE_REVISION],
-                         alembic_versions(db.engine))
+                         databases.alembic_versions(db.engine))
 
         output = self.our_manage(db, 'db', 'sync')
 

@@ -10,80 +10,26 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""tools/check_test_assertions.py, the pep8 scan for tests that cannot fail.
+"""tools/check_test_assertions.py, the pep8 scan of the tests' rules.
 
 Fed source text; what it finds is compared with what is written there.
 """
 
 import importlib.util
+import io
 import os
 import textwrap
 
-import pytest
+import fixtures
+import testtools
+
+from glance.tests import unit
 
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir,
                       os.pardir, 'tools', 'check_test_assertions.py')
 
-
-@pytest.fixture(scope='module')
-def scan():
-    spec = importlib.util.spec_from_file_location('check_test_assertions',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def offenders(scan, source):
-    return scan.offenders(textwrap.dedent(source))
-
-
-def test_a_test_function_without_an_assertion_is_found(scan):
-    source = '''
-        import time
-
-
-        def test_sleeps():
-            time.sleep(0)
-
-
-        def test_compares():
-            assert 1 + 1 == 2
-        '''
-
-    assert offenders(scan, source) == [(5, 'test_sleeps')]
-
-
-def test_a_test_method_without_an_assertion_is_found(scan):
-    source = '''
-        class TestDaemon(testtools.TestCase):
-
-            def setUp(self):
-                super().setUp()
-
-            def test_stopping_returns(self):
-                daemon = make_daemon()
-                daemon.stop()
-                daemon.wait()
-        '''
-
-    assert offenders(scan, source) == [
-        (7, 'TestDaemon::test_stopping_returns')]
-
-
-def test_calls_that_only_wait_or_look_are_no_assertion(scan):
-    source = '''
-        def test_waits(proxy):
-            fixtures.wait_until(lambda: proxy.requests, 60)
-            checked = proxy.checked()
-            assertion = 'assert x'
-            return checked, assertion
-        '''
-
-    assert offenders(scan, source) == [(2, 'test_waits')]
-
-
-@pytest.mark.parametrize('statement', [
+# Each form the docstring says counts as an assertion.
+ASSERTING_FORMS = (
     'assert run.returncode == 0',
     'self.assertEqual(1, len(runs))',
     'self.assertTrue(done.wait(10))',
@@ -100,35 +46,15 @@ def test_calls_that_only_wait_or_look_are_no_assertion(scan):
     'assert_active(engine, image)',
     'for image in images:\n        check_active(engine, image)',
     'def later():\n        assert done\n    run(later)',
-])
-def test_each_documented_form_counts_as_an_assertion(scan, statement):
-    source = 'def test_something(self):\n    %s\n' % statement
-
-    assert offenders(scan, source) == []
+)
 
 
-def test_only_test_functions_and_methods_are_scanned(scan):
-    source = '''
-        def helper():
-            return 1
-
-
-        class FakeScrubber:
-
-            def run_once(self):
-                pass
-
-
-        class TestDaemon:
-
-            def run_daemon(self):
-                pass
-
-            def test_real(self):
-                assert helper() == 1
-        '''
-
-    assert offenders(scan, source) == []
+def load_script():
+    spec = importlib.util.spec_from_file_location('check_test_assertions',
+                                                  SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write(folder, relative, source):
@@ -138,63 +64,238 @@ def write(folder, relative, source):
     return path
 
 
-def test_the_tree_scan_reports_each_offender_with_its_place(scan, tmp_path):
-    write(tmp_path, 'glance/tests/unit/test_a.py', '''
-        def test_nothing():
-            pass
-        ''')
-    write(tmp_path, 'glance/tests/unit/test_b.py', '''
-        def test_something():
-            assert True
-        ''')
-    # Not a test module: not scanned.
-    write(tmp_path, 'glance/tests/unit/helpers.py', '''
-        def test_like_helper():
-            pass
-        ''')
+class ScanTestCase(testtools.TestCase):
+    """The script, loaded once, and a folder to write a tree in."""
 
-    found, stale = scan.check([str(tmp_path / 'glance')], str(tmp_path),
-                              exceptions={})
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.scan = load_script()
 
-    assert found == ['glance/tests/unit/test_a.py:2: test_nothing asserts '
-                     'nothing']
-    assert stale == []
+    def setUp(self):
+        super().setUp()
+        self.folder = unit.temporary_folder(self)
 
+    def offenders(self, source):
+        return self.scan.offenders(textwrap.dedent(source))
 
-def test_a_listed_exception_is_excused_and_a_stale_one_reported(
-        scan, tmp_path):
-    write(tmp_path, 'glance/tests/test_a.py', '''
-        def test_nothing():
-            pass
+    def check_tree(self, exceptions=None, unit_functions=None):
+        """check() of the tree written in self.folder."""
+        return self.scan.check([str(self.folder / 'glance')],
+                               str(self.folder), exceptions=exceptions or {},
+                               unit_functions=unit_functions or {})
 
 
-        def test_fixed():
-            assert True
-        ''')
-    exceptions = {
-        'glance/tests/test_a.py::test_nothing': 'the reason',
-        'glance/tests/test_a.py::test_fixed': 'asserts now',
-    }
+class TestAssertions(ScanTestCase):
+    """A test that asserts nothing is found; every asserting form counts."""
 
-    found, stale = scan.check([str(tmp_path / 'glance')], str(tmp_path),
-                              exceptions=exceptions)
-
-    assert found == []
-    assert stale == ['glance/tests/test_a.py::test_fixed']
+    def test_a_test_function_without_an_assertion_is_found(self):
+        source = '''
+            import time
 
 
-def test_the_command_fails_on_an_offender_and_names_it(
-        scan, tmp_path, capsys):
-    bad = write(tmp_path, 'test_bad.py', '''
-        def test_nothing():
-            pass
-        ''')
-    good = write(tmp_path, 'test_good.py', '''
-        def test_something():
-            assert True
-        ''')
+            def test_sleeps():
+                time.sleep(0)
 
-    assert scan.main([str(good)]) == 0
-    assert scan.main([str(bad)]) == 1
-    assert 'test_bad.py:2: test_nothing asserts nothing' in \
-        capsys.readouterr().out
+
+            def test_compares():
+                assert 1 + 1 == 2
+            '''
+
+        self.assertEqual([(5, 'test_sleeps')], self.offenders(source))
+
+    def test_a_test_method_without_an_assertion_is_found(self):
+        source = '''
+            class TestDaemon(testtools.TestCase):
+
+                def setUp(self):
+                    super().setUp()
+
+                def test_stopping_returns(self):
+                    daemon = make_daemon()
+                    daemon.stop()
+                    daemon.wait()
+            '''
+
+        self.assertEqual([(7, 'TestDaemon::test_stopping_returns')],
+                         self.offenders(source))
+
+    def test_calls_that_only_wait_or_look_are_no_assertion(self):
+        source = '''
+            def test_waits(proxy):
+                fixtures.wait_until(lambda: proxy.requests, 60)
+                checked = proxy.checked()
+                assertion = 'assert x'
+                return checked, assertion
+            '''
+
+        self.assertEqual([(2, 'test_waits')], self.offenders(source))
+
+    def test_each_documented_form_counts_as_an_assertion(self):
+        for statement in ASSERTING_FORMS:
+            source = 'def test_something(self):\n    %s\n' % statement
+
+            self.assertEqual([], self.offenders(source), statement)
+
+    def test_only_test_functions_and_methods_are_scanned(self):
+        source = '''
+            def helper():
+                return 1
+
+
+            class FakeScrubber:
+
+                def run_once(self):
+                    pass
+
+
+            class TestDaemon:
+
+                def run_daemon(self):
+                    pass
+
+                def test_real(self):
+                    assert helper() == 1
+            '''
+
+        self.assertEqual([], self.offenders(source))
+
+    def test_the_tree_scan_reports_each_offender_with_its_place(self):
+        write(self.folder, 'glance/tests/unit/test_a.py', '''
+            class TestA(testtools.TestCase):
+                def test_nothing(self):
+                    pass
+            ''')
+        write(self.folder, 'glance/tests/unit/test_b.py', '''
+            class TestB(testtools.TestCase):
+                def test_something(self):
+                    self.assertTrue(True)
+            ''')
+        # Not a test module: not scanned.
+        write(self.folder, 'glance/tests/unit/helpers.py', '''
+            def test_like_helper():
+                pass
+            ''')
+
+        found, stale = self.check_tree()
+
+        self.assertEqual(['glance/tests/unit/test_a.py:3: TestA::test_nothing '
+                          'asserts nothing'], found)
+        self.assertEqual([], stale)
+
+    def test_a_listed_exception_is_excused_and_a_stale_one_reported(self):
+        write(self.folder, 'glance/tests/test_a.py', '''
+            def test_nothing():
+                pass
+
+
+            def test_fixed():
+                assert True
+            ''')
+        exceptions = {
+            'glance/tests/test_a.py::test_nothing': 'the reason',
+            'glance/tests/test_a.py::test_fixed': 'asserts now',
+        }
+
+        found, stale = self.check_tree(exceptions=exceptions)
+
+        self.assertEqual([], found)
+        self.assertEqual(['glance/tests/test_a.py::test_fixed'], stale)
+
+    def test_the_command_fails_on_an_offender_and_names_it(self):
+        stdout = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', stdout))
+        bad = write(self.folder, 'test_bad.py', '''
+            def test_nothing():
+                pass
+            ''')
+        good = write(self.folder, 'test_good.py', '''
+            def test_something():
+                assert True
+            ''')
+
+        self.assertEqual(0, self.scan.main([str(good)]))
+        self.assertEqual(1, self.scan.main([str(bad)]))
+        self.assertIn('test_bad.py:2: test_nothing asserts nothing',
+                      stdout.getvalue())
+
+
+class TestShapeOfTheTests(ScanTestCase):
+    """Unit tests are methods; no test module imports another."""
+
+    def test_a_module_level_unit_test_is_found(self):
+        write(self.folder, 'glance/tests/unit/scrubber/test_a.py', '''
+            import testtools
+
+
+            def test_alone():
+                assert True
+
+
+            class TestA(testtools.TestCase):
+                def test_method(self):
+                    self.assertTrue(True)
+            ''')
+
+        found, _stale = self.check_tree()
+
+        self.assertEqual(['glance/tests/unit/scrubber/test_a.py:5: '
+                          'test_alone is a function: a unit test is a '
+                          'method of a testtools class'], found)
+
+    def test_a_module_level_functional_test_is_left_alone(self):
+        write(self.folder, 'glance/tests/functional/test_a.py', '''
+            def test_with_a_server(server):
+                assert server.answers()
+            ''')
+
+        self.assertEqual(([], []), self.check_tree())
+
+    def test_a_listed_unit_function_is_excused_and_a_stale_one_reported(
+            self):
+        write(self.folder, 'glance/tests/unit/test_a.py', '''
+            def test_waiting():
+                assert True
+            ''')
+        unit_functions = {
+            'glance/tests/unit/test_a.py::test_waiting': 'the reason',
+            'glance/tests/unit/test_a.py::test_converted': 'a method now',
+        }
+
+        found, stale = self.check_tree(unit_functions=unit_functions)
+
+        self.assertEqual([], found)
+        self.assertEqual(['glance/tests/unit/test_a.py::test_converted'],
+                         stale)
+
+    def test_each_import_of_a_test_module_is_found(self):
+        write(self.folder, 'glance/tests/functional/test_a.py', '''
+            from glance.tests.unit.scrubber.test_run import TestPass
+            from glance.tests.unit.scrubber import test_run
+            import glance.tests.unit.test_docs
+            from . import test_b
+            from .test_c import helper
+            ''')
+
+        found, _stale = self.check_tree()
+
+        self.assertEqual([
+            'glance/tests/functional/test_a.py:%d: imports %s, a test '
+            'module: what tests share goes in base.py, conftest.py or '
+            '__init__.py' % (line, module) for line, module in (
+                (2, 'glance.tests.unit.scrubber.test_run'),
+                (3, 'glance.tests.unit.scrubber.test_run'),
+                (4, 'glance.tests.unit.test_docs'),
+                (5, '.test_b'),
+                (6, '.test_c'))], found)
+
+    def test_the_shared_places_may_be_imported(self):
+        write(self.folder, 'glance/tests/unit/scrubber/test_a.py', '''
+            from glance.tests.functional import conftest
+            from glance.tests.unit import db as db_tests
+            from glance.tests.unit.scrubber import base
+            from glance.tests.unit.scrubber.base import ScrubberTestCase
+            from glance.tests import utils
+            ''')
+
+        self.assertEqual(([], []), self.check_tree())

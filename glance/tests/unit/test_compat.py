@@ -27,6 +27,7 @@ looked at in a Python of its own.
 import ast
 import contextlib
 import inspect
+import io
 import json
 import os
 import pathlib
@@ -38,17 +39,19 @@ import boto3
 from botocore import awsrequest
 from botocore import config as boto_config
 from botocore import exceptions as boto_exceptions
+import fixtures
 import glance_store
 from glance_store._drivers import rbd as rbd_driver
 from glance_store._drivers import s3 as s3_driver
 from glance_store._drivers.swift import store as swift_driver
 from glance_store import location as store_location
 from oslo_config import cfg
-import pytest
 import swiftclient
+import testtools
 
 from glance import _compat
 from glance.tests import databases
+from glance.tests import unit
 
 try:
     import rados
@@ -89,12 +92,6 @@ def run_python(script, *args, env=None, timeout=SUBPROCESS_TIMEOUT):
 
 # --- glance_store's drivers, as stevedore loads them ------------------------
 
-
-def test_the_driver_entry_points_name_the_store_types():
-    assert {'file', 'http', 'rbd', 's3', 'swift', 'cinder'} <= \
-        _compat.store_driver_names()
-
-
 _REGISTER_OPTS = '''
     import json
     import logging
@@ -126,36 +123,43 @@ _REGISTER_OPTS = '''
 '''
 
 
-def broken_driver_errors(tmp_path, how):
-    """What register_opts() logs of a driver that cannot be imported."""
-    dist_info = tmp_path / 'dist' / 'glance_test_broken_driver-0.dist-info'
-    dist_info.mkdir(parents=True)
-    (dist_info / 'METADATA').write_text(
-        'Metadata-Version: 2.1\nName: glance-test-broken-driver\n'
-        'Version: 0\n')
-    (dist_info / 'entry_points.txt').write_text(
-        '[%s]\nglance_test_broken = glance_test_no_such_module:Store\n'
-        % _compat.STORE_DRIVERS)
-    # stevedore keeps a cache of the entry points it found.
-    result = run_python(_REGISTER_OPTS, str(tmp_path / 'dist'), how,
-                        env={'XDG_CACHE_HOME': str(tmp_path / 'cache')})
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+class TestStoreDrivers(testtools.TestCase):
+    """The drivers stevedore finds, and what it logs of a broken one."""
 
+    def broken_driver_errors(self, how):
+        """What register_opts() logs of a driver that cannot be imported."""
+        folder = unit.temporary_folder(self)
+        dist_info = folder / 'dist' / 'glance_test_broken_driver-0.dist-info'
+        dist_info.mkdir(parents=True)
+        (dist_info / 'METADATA').write_text(
+            'Metadata-Version: 2.1\nName: glance-test-broken-driver\n'
+            'Version: 0\n')
+        (dist_info / 'entry_points.txt').write_text(
+            '[%s]\nglance_test_broken = glance_test_no_such_module:Store\n'
+            % _compat.STORE_DRIVERS)
+        # stevedore keeps a cache of the entry points it found.
+        result = run_python(_REGISTER_OPTS, str(folder / 'dist'), how,
+                            env={'XDG_CACHE_HOME': str(folder / 'cache')})
+        self.assertEqual(0, result.returncode, result.stderr)
+        return json.loads(result.stdout.splitlines()[-1])
 
-def test_stevedore_reports_a_driver_that_cannot_be_imported_on_its_log(
-        tmp_path):
-    found = broken_driver_errors(tmp_path, 'said')
+    def test_the_driver_entry_points_name_the_store_types(self):
+        self.assertTrue({'file', 'http', 'rbd', 's3', 'swift', 'cinder'} <=
+                        _compat.store_driver_names(),
+                        _compat.store_driver_names())
 
-    assert found['listed']
-    assert [name for name, _message in found['errors']] == \
-        [_compat._STEVEDORE_LOG]
+    def test_stevedore_reports_a_driver_that_cannot_be_imported_on_its_log(
+            self):
+        found = self.broken_driver_errors('said')
 
+        self.assertTrue(found['listed'], found)
+        self.assertEqual([_compat._STEVEDORE_LOG],
+                         [name for name, _message in found['errors']])
 
-def test_driver_import_errors_unsaid_silences_that_log(tmp_path):
-    found = broken_driver_errors(tmp_path, 'unsaid')
+    def test_driver_import_errors_unsaid_silences_that_log(self):
+        found = self.broken_driver_errors('unsaid')
 
-    assert found == {'listed': True, 'errors': []}
+        self.assertEqual({'listed': True, 'errors': []}, found)
 
 
 # --- glance_store's S3 driver and botocore ---------------------------------
@@ -169,20 +173,6 @@ class _Body:
 
     def stream(self, **kwargs):
         yield self._content
-
-
-@pytest.fixture
-def s3_conf():
-    return configured(stores=['s3'], default_store='s3',
-                      s3_store_host='http://' + NOWHERE,
-                      s3_store_access_key='access',
-                      s3_store_secret_key='secret', s3_store_bucket=BUCKET,
-                      s3_store_bucket_url_format='path')
-
-
-@pytest.fixture
-def s3_store(s3_conf):
-    return glance_store.get_store_from_scheme('s3')
 
 
 class Answers:
@@ -205,54 +195,11 @@ def s3_location(conf):
         's3://access:secret@%s/%s/image-1' % (NOWHERE, BUCKET), conf=conf)
 
 
-def test_the_s3_client_factory_is_a_method_of_the_store_alone():
-    factory = getattr(s3_driver.Store, _compat.S3_CLIENT_FACTORY)
-
-    assert callable(factory)
-    assert list(inspect.signature(factory).parameters) == ['self']
-
-
-def test_every_call_of_the_s3_client_factory_builds_a_new_client(s3_store):
-    build = getattr(s3_store, _compat.S3_CLIENT_FACTORY)
-
-    assert build() is not build()
-
-
-def test_pin_s3_client_makes_the_store_reuse_one_client(s3_store):
-    client = _compat.pin_s3_client(s3_store)
-
-    build = getattr(s3_store, _compat.S3_CLIENT_FACTORY)
-    assert build() is client
-    assert build() is client
-
-
-def test_the_s3_driver_deletes_through_the_pinned_client(s3_store,
-                                                         s3_conf):
-    client = _compat.pin_s3_client(s3_store)
-    answers = Answers(client, (200, b''), (204, b''))
-
-    s3_store.delete(s3_location(s3_conf))
-
-    assert answers.sent == ['HEAD', 'DELETE']
-
-
-def test_s3_bucket_is_the_configured_bucket(s3_store):
-    assert _compat.s3_bucket(s3_store) == BUCKET
-
-
 def plain_client(**config):
     return boto3.client(
         's3', endpoint_url='http://' + NOWHERE, region_name='us-east-1',
         aws_access_key_id='access', aws_secret_access_key='secret',
         config=boto_config.Config(**config))
-
-
-def test_s3_client_connections_is_the_size_of_the_clients_pool(s3_store):
-    assert _compat.s3_client_connections(plain_client(
-        max_pool_connections=3)) == 3
-    # What glance_store's clients get: botocore's default.
-    assert _compat.s3_client_connections(
-        _compat.pin_s3_client(s3_store)) == 10
 
 
 SLOW_DOWN = (503, b'<?xml version="1.0" encoding="UTF-8"?><Error>'
@@ -264,113 +211,114 @@ def delete_one(client):
     client.delete_object(Bucket=BUCKET, Key='image-1')
 
 
-def test_a_retry_hook_sees_each_answer_and_false_stops_the_retries(
-        s3_store):
-    client = _compat.pin_s3_client(s3_store)
-    answers = Answers(client, SLOW_DOWN)
-    seen = []
+class TestS3Driver(testtools.TestCase):
+    """glance_store's S3 store and botocore's client, as _compat uses them."""
 
-    def hook(response=None, **kwargs):
-        if response is not None:
-            http_response, parsed = response
-            seen.append((http_response.status_code,
-                         parsed['Error']['Code']))
-        return False
+    def setUp(self):
+        super().setUp()
+        self.conf = configured(stores=['s3'], default_store='s3',
+                               s3_store_host='http://' + NOWHERE,
+                               s3_store_access_key='access',
+                               s3_store_secret_key='secret',
+                               s3_store_bucket=BUCKET,
+                               s3_store_bucket_url_format='path')
+        self.store = glance_store.get_store_from_scheme('s3')
 
-    _compat.on_s3_retry_decision(client, hook)
+    def test_the_s3_client_factory_is_a_method_of_the_store_alone(self):
+        factory = getattr(s3_driver.Store, _compat.S3_CLIENT_FACTORY)
 
-    with pytest.raises(boto_exceptions.ClientError) as raised:
+        self.assertTrue(callable(factory))
+        self.assertEqual(['self'],
+                         list(inspect.signature(factory).parameters))
+
+    def test_every_call_of_the_s3_client_factory_builds_a_new_client(self):
+        build = getattr(self.store, _compat.S3_CLIENT_FACTORY)
+
+        self.assertIsNot(build(), build())
+
+    def test_pin_s3_client_makes_the_store_reuse_one_client(self):
+        client = _compat.pin_s3_client(self.store)
+
+        build = getattr(self.store, _compat.S3_CLIENT_FACTORY)
+        self.assertIs(client, build())
+        self.assertIs(client, build())
+
+    def test_the_s3_driver_deletes_through_the_pinned_client(self):
+        client = _compat.pin_s3_client(self.store)
+        answers = Answers(client, (200, b''), (204, b''))
+
+        self.store.delete(s3_location(self.conf))
+
+        self.assertEqual(['HEAD', 'DELETE'], answers.sent)
+
+    def test_s3_bucket_is_the_configured_bucket(self):
+        self.assertEqual(BUCKET, _compat.s3_bucket(self.store))
+
+    def test_s3_client_connections_is_the_size_of_the_clients_pool(self):
+        self.assertEqual(3, _compat.s3_client_connections(plain_client(
+            max_pool_connections=3)))
+        # What glance_store's clients get: botocore's default.
+        self.assertEqual(10, _compat.s3_client_connections(
+            _compat.pin_s3_client(self.store)))
+
+    def test_a_retry_hook_sees_each_answer_and_false_stops_the_retries(
+            self):
+        client = _compat.pin_s3_client(self.store)
+        answers = Answers(client, SLOW_DOWN)
+        seen = []
+
+        def hook(response=None, **kwargs):
+            if response is not None:
+                http_response, parsed = response
+                seen.append((http_response.status_code,
+                             parsed['Error']['Code']))
+            return False
+
+        _compat.on_s3_retry_decision(client, hook)
+
+        raised = self.assertRaises(boto_exceptions.ClientError, delete_one,
+                                   client)
+
+        self.assertEqual('SlowDown', raised.response['Error']['Code'])
+        self.assertEqual(['DELETE'], answers.sent)
+        self.assertEqual([(503, 'SlowDown')], seen)
+
+    def test_a_retry_hook_that_answers_none_leaves_the_retry_to_botocore(
+            self):
+        # The control of the test above: botocore does retry this answer.
+        client = _compat.pin_s3_client(self.store)
+        answers = Answers(client, SLOW_DOWN, (204, b''))
+        _compat.on_s3_retry_decision(client, lambda **kwargs: None)
+
         delete_one(client)
 
-    assert raised.value.response['Error']['Code'] == 'SlowDown'
-    assert answers.sent == ['DELETE']
-    assert seen == [(503, 'SlowDown')]
-
-
-def test_a_retry_hook_that_answers_none_leaves_the_retry_to_botocore(
-        s3_store):
-    # The control of the test above: botocore does retry this answer.
-    client = _compat.pin_s3_client(s3_store)
-    answers = Answers(client, SLOW_DOWN, (204, b''))
-    _compat.on_s3_retry_decision(client, lambda **kwargs: None)
-
-    delete_one(client)
-
-    assert answers.sent == ['DELETE', 'DELETE']
+        self.assertEqual(['DELETE', 'DELETE'], answers.sent)
 
 
 # --- glance_store's Swift driver --------------------------------------------
 
+SWIFT_REFERENCES = textwrap.dedent('''
+    [ref-user]
+    auth_address = http://%(nowhere)s/v3
+    user = tenant:alice
+    key = secret-a
 
-@pytest.fixture
-def swift_conf(tmp_path):
-    config_file = tmp_path / 'glance-swift.conf'
-    config_file.write_text(textwrap.dedent('''
-        [ref-user]
-        auth_address = http://%(nowhere)s/v3
-        user = tenant:alice
-        key = secret-a
+    [ref-app-1]
+    auth_address = http://%(nowhere)s/v3
+    application_credential_id = credential-1
+    application_credential_secret = secret-1
+    project_name = images
 
-        [ref-app-1]
-        auth_address = http://%(nowhere)s/v3
-        application_credential_id = credential-1
-        application_credential_secret = secret-1
-        project_name = images
-
-        [ref-app-2]
-        auth_address = http://%(nowhere)s/v3
-        application_credential_id = credential-2
-        application_credential_secret = secret-2
-        project_name = images
-    ''' % {'nowhere': NOWHERE}))
-    return configured(stores=['swift'], default_store='swift',
-                      swift_store_config_file=str(config_file),
-                      default_swift_reference='ref-user')
-
-
-@pytest.fixture
-def swift_store(swift_conf):
-    return glance_store.get_store_from_scheme('swift')
+    [ref-app-2]
+    auth_address = http://%(nowhere)s/v3
+    application_credential_id = credential-2
+    application_credential_secret = secret-2
+    project_name = images
+''' % {'nowhere': NOWHERE})
 
 
 def swift_location(conf, url='swift+config://ref-user/images/image-1'):
     return store_location.get_location_from_uri(url, conf=conf)
-
-
-def test_the_swift_store_is_single_tenant_by_default(swift_store):
-    assert _compat.is_single_tenant_swift(swift_store)
-
-
-def test_a_multi_tenant_swift_store_is_not():
-    configured(stores=['swift'], default_store='swift',
-               swift_store_multi_tenant=True)
-
-    store = glance_store.get_store_from_scheme('swift')
-
-    assert isinstance(store, swift_driver.MultiTenantStore)
-    assert not _compat.is_single_tenant_swift(store)
-
-
-def test_swift_credentials_of_a_parsed_location(swift_conf):
-    location = swift_location(
-        swift_conf, 'swift+http://tenant:bob:pw@%s/v3/images/image-1'
-        % NOWHERE).store_location
-
-    assert _compat.swift_credentials(location)[:3] == (
-        'http://%s/v3' % NOWHERE, 'tenant:bob', 'pw')
-
-
-def test_swift_connection_is_a_swiftclient_connection_for_the_location(
-        swift_store, swift_conf):
-    location = swift_location(swift_conf).store_location
-
-    connection = _compat.swift_connection(swift_store, location, None)
-
-    assert isinstance(connection, swiftclient.Connection)
-    assert (connection.authurl, connection.os_options['tenant_name'],
-            connection.user, connection.key) == (
-        'http://%s/v3/' % NOWHERE, 'tenant', 'alice', 'secret-a')
-    connection.close()
 
 
 class ReadAttributes:
@@ -383,28 +331,6 @@ class ReadAttributes:
     def __getattr__(self, name):
         self.read.add(name)
         return getattr(self._location, name)
-
-
-@pytest.mark.parametrize('reference', ['ref-user', 'ref-app-1'])
-def test_a_swift_connection_depends_on_the_credentials_alone(
-        swift_store, swift_conf, reference):
-    location = ReadAttributes(swift_location(
-        swift_conf, 'swift+config://%s/images/image-1' % reference)
-        .store_location)
-
-    _compat.swift_connection(swift_store, location, None).close()
-
-    assert location.read <= set(_compat.SWIFT_CONNECTION_ATTRIBUTES)
-
-
-def test_two_application_credentials_are_two_swift_credentials(swift_conf):
-    first, second = [
-        _compat.swift_credentials(swift_location(
-            swift_conf, 'swift+config://%s/images/image-1' % reference)
-            .store_location)
-        for reference in ('ref-app-1', 'ref-app-2')]
-
-    assert first != second
 
 
 class HandedConnection:
@@ -421,15 +347,87 @@ class HandedConnection:
         self.calls.append(('DELETE', container, obj))
 
 
-def test_swift_delete_uses_the_connection_it_is_handed(swift_store,
-                                                       swift_conf):
-    connection = HandedConnection()
+class TestSwiftDriver(testtools.TestCase):
+    """glance_store's Swift store: its credentials and connections."""
 
-    _compat.swift_delete(swift_store, swift_location(swift_conf),
-                         connection, None)
+    def setUp(self):
+        super().setUp()
+        config_file = unit.temporary_folder(self) / 'glance-swift.conf'
+        config_file.write_text(SWIFT_REFERENCES)
+        self.conf = configured(stores=['swift'], default_store='swift',
+                               swift_store_config_file=str(config_file),
+                               default_swift_reference='ref-user')
+        self.store = glance_store.get_store_from_scheme('swift')
 
-    assert connection.calls == [('HEAD', 'images', 'image-1'),
-                                ('DELETE', 'images', 'image-1')]
+    def test_the_swift_store_is_single_tenant_by_default(self):
+        self.assertTrue(_compat.is_single_tenant_swift(self.store))
+
+    def test_a_multi_tenant_swift_store_is_not(self):
+        configured(stores=['swift'], default_store='swift',
+                   swift_store_multi_tenant=True)
+
+        store = glance_store.get_store_from_scheme('swift')
+
+        self.assertIsInstance(store, swift_driver.MultiTenantStore)
+        self.assertFalse(_compat.is_single_tenant_swift(store))
+
+    def test_swift_credentials_of_a_parsed_location(self):
+        location = swift_location(
+            self.conf, 'swift+http://tenant:bob:pw@%s/v3/images/image-1'
+            % NOWHERE).store_location
+
+        self.assertEqual(('http://%s/v3' % NOWHERE, 'tenant:bob', 'pw'),
+                         _compat.swift_credentials(location)[:3])
+
+    def test_swift_connection_is_a_swiftclient_connection_for_the_location(
+            self):
+        location = swift_location(self.conf).store_location
+
+        connection = _compat.swift_connection(self.store, location, None)
+
+        self.assertIsInstance(connection, swiftclient.Connection)
+        self.assertEqual(
+            ('http://%s/v3/' % NOWHERE, 'tenant', 'alice', 'secret-a'),
+            (connection.authurl, connection.os_options['tenant_name'],
+             connection.user, connection.key))
+        connection.close()
+
+    def check_connection_reads_the_credentials_alone(self, reference):
+        location = ReadAttributes(swift_location(
+            self.conf, 'swift+config://%s/images/image-1' % reference)
+            .store_location)
+
+        _compat.swift_connection(self.store, location, None).close()
+
+        self.assertTrue(
+            location.read <= set(_compat.SWIFT_CONNECTION_ATTRIBUTES),
+            location.read)
+
+    def test_a_swift_connection_of_a_user_depends_on_the_credentials_alone(
+            self):
+        self.check_connection_reads_the_credentials_alone('ref-user')
+
+    def test_a_swift_connection_of_an_application_credential_depends_on_them(
+            self):
+        self.check_connection_reads_the_credentials_alone('ref-app-1')
+
+    def test_two_application_credentials_are_two_swift_credentials(self):
+        first, second = [
+            _compat.swift_credentials(swift_location(
+                self.conf, 'swift+config://%s/images/image-1' % reference)
+                .store_location)
+            for reference in ('ref-app-1', 'ref-app-2')]
+
+        self.assertNotEqual(first, second)
+
+    def test_swift_delete_uses_the_connection_it_is_handed(self):
+        connection = HandedConnection()
+
+        _compat.swift_delete(self.store, swift_location(self.conf),
+                             connection, None)
+
+        self.assertEqual([('HEAD', 'images', 'image-1'),
+                          ('DELETE', 'images', 'image-1')], connection.calls)
 
 
 # --- glance_store's RBD driver ----------------------------------------------
@@ -445,38 +443,45 @@ def require_rados():
             % sys.executable)
 
 
-@pytest.fixture
-def rbd_store(tmp_path):
-    require_rados()
-    configured(stores=['rbd'], default_store='rbd',
-               rbd_store_pool='scrub-pool', rbd_store_user='scrubber',
-               rbd_store_ceph_conf=str(tmp_path / 'missing-ceph.conf'),
-               rados_connect_timeout=1)
-    return glance_store.get_store_from_scheme('rbd')
+class TestRBDDriver(testtools.TestCase):
+    """glance_store's RBD store, configured for a cluster that is not."""
 
+    def rbd_store(self):
+        require_rados()
+        self.conf_file = str(unit.temporary_folder(self) /
+                             'missing-ceph.conf')
+        configured(stores=['rbd'], default_store='rbd',
+                   rbd_store_pool='scrub-pool', rbd_store_user='scrubber',
+                   rbd_store_ceph_conf=self.conf_file,
+                   rados_connect_timeout=1)
+        return glance_store.get_store_from_scheme('rbd')
 
-def test_the_rbd_connection_takes_a_conf_file_and_a_rados_id():
-    parameters = inspect.signature(rbd_driver.Store.get_connection).parameters
+    def test_the_rbd_connection_takes_a_conf_file_and_a_rados_id(self):
+        parameters = inspect.signature(
+            rbd_driver.Store.get_connection).parameters
 
-    assert {'conffile', 'rados_id'} <= set(parameters)
+        self.assertTrue({'conffile', 'rados_id'} <= set(parameters),
+                        parameters)
 
+    def test_rbd_pool_and_conf_file_are_the_configured_ones(self):
+        store = self.rbd_store()
 
-def test_rbd_pool_and_conf_file_are_the_configured_ones(rbd_store,
-                                                        tmp_path):
-    assert _compat.rbd_pool(rbd_store) == 'scrub-pool'
-    assert _compat.rbd_conf_file(rbd_store) == \
-        str(tmp_path / 'missing-ceph.conf')
-    assert rbd_store.user == 'scrubber'
+        self.assertEqual('scrub-pool', _compat.rbd_pool(store))
+        self.assertEqual(self.conf_file, _compat.rbd_conf_file(store))
+        self.assertEqual('scrubber', store.user)
 
+    def test_rbd_connection_connects_only_when_entered(self):
+        connection = _compat.rbd_connection(self.rbd_store())
 
-def test_rbd_connection_connects_only_when_entered(rbd_store):
-    connection = _compat.rbd_connection(rbd_store)
+        self.assertIsInstance(connection, contextlib.AbstractContextManager)
 
-    assert isinstance(connection, contextlib.AbstractContextManager)
-    # Entered, librados reads the store's configuration file (missing).
-    with pytest.raises(rados.ObjectNotFound, match='conf_read_file'):
-        with connection:
-            pass
+        def enter():
+            with connection:
+                pass
+
+        # Entered, librados reads the store's configuration file (missing).
+        raised = self.assertRaises(rados.ObjectNotFound, enter)
+        self.assertIn('conf_read_file', str(raised))
 
 
 # --- eventlet ---------------------------------------------------------------
@@ -497,13 +502,6 @@ _STUCK_NATIVE_THREAD = '''
         pass
     _compat.let_exit_leave_native_threads()
 '''
-
-
-def test_an_exit_leaves_a_native_thread_stuck_in_tpool():
-    # eventlet's atexit hook would join the stuck thread for ever.
-    result = run_python(_STUCK_NATIVE_THREAD, timeout=20)
-
-    assert result.returncode == 0, result.stderr
 
 
 _WARNINGS_OF = '''
@@ -542,26 +540,37 @@ _WARNINGS_OF = '''
 '''
 
 
-def eventlet_warnings(filtered, mode):
-    result = run_python(_WARNINGS_OF, filtered, mode)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+class TestEventlet(testtools.TestCase):
+    """eventlet's exit hook and deprecation warnings, in a new Python."""
 
+    def eventlet_warnings(self, filtered, mode):
+        result = run_python(_WARNINGS_OF, filtered, mode)
+        self.assertEqual(0, result.returncode, result.stderr)
+        return json.loads(result.stdout.splitlines()[-1])
 
-def test_eventlet_warns_as_it_is_imported_in_the_words_filtered():
-    warned = eventlet_warnings('unfiltered', 'import')
-    assert warned and warned[0].startswith('Eventlet is deprecated'), warned
+    def test_an_exit_leaves_a_native_thread_stuck_in_tpool(self):
+        # eventlet's atexit hook would join the stuck thread for ever.
+        result = run_python(_STUCK_NATIVE_THREAD, timeout=20)
 
-    assert eventlet_warnings('filtered', 'import') == []
+        self.assertEqual(0, result.returncode, result.stderr)
 
+    def test_eventlet_warns_as_it_is_imported_in_the_words_filtered(self):
+        warned = self.eventlet_warnings('unfiltered', 'import')
+        self.assertTrue(warned, warned)
+        self.assertTrue(warned[0].startswith('Eventlet is deprecated'),
+                        warned)
 
-def test_the_eventlet_modes_of_the_libraries_warn_in_the_words_filtered():
-    warned = eventlet_warnings('unfiltered', 'green')
-    # Besides eventlet's own: oslo.log, oslo.service, futurist...
-    assert [line for line in warned
-            if not line.startswith('Eventlet is deprecated')], warned
+        self.assertEqual([], self.eventlet_warnings('filtered', 'import'))
 
-    assert eventlet_warnings('filtered', 'green') == []
+    def test_the_eventlet_modes_of_the_libraries_warn_in_the_words_filtered(
+            self):
+        warned = self.eventlet_warnings('unfiltered', 'green')
+        # Besides eventlet's own: oslo.log, oslo.service, futurist...
+        self.assertTrue([line for line in warned
+                         if not line.startswith('Eventlet is deprecated')],
+                        warned)
+
+        self.assertEqual([], self.eventlet_warnings('filtered', 'green'))
 
 
 # --- oslo.log ---------------------------------------------------------------
@@ -587,69 +596,75 @@ _LOG_SETUP = '''
 '''
 
 
-def test_oslo_log_is_set_up_only_after_setup():
-    result = run_python(_LOG_SETUP)
+class TestOsloLog(testtools.TestCase):
 
-    assert result.returncode == 0, result.stderr
-    # register_options() adds a handler for what is logged too early.
-    assert json.loads(result.stdout.splitlines()[-1]) == {
-        'handlers': 1, 'set_up': [False, False, True]}
+    def test_oslo_log_is_set_up_only_after_setup(self):
+        result = run_python(_LOG_SETUP)
+
+        self.assertEqual(0, result.returncode, result.stderr)
+        # register_options() adds a handler for what is logged too early.
+        self.assertEqual({'handlers': 1, 'set_up': [False, False, True]},
+                         json.loads(result.stdout.splitlines()[-1]))
 
 
 # --- oslo.config ------------------------------------------------------------
 
 
-def parsed_conf(tmp_path, text, opt, cli=False):
-    path = tmp_path / 'glance-test.conf'
-    path.write_text(text)
-    conf = cfg.ConfigOpts()
-    if cli:
-        conf.register_cli_opt(opt)
-    else:
-        conf.register_opt(opt)
-    return conf, path
+class TestOsloConfig(testtools.TestCase):
+    """The words of oslo.config's errors, and argparse's exit."""
 
+    def setUp(self):
+        super().setUp()
+        self.stderr = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', self.stderr))
 
-def test_option_error_text_names_the_file_of_a_bad_value(tmp_path):
-    conf, path = parsed_conf(tmp_path, '[DEFAULT]\nworkers = many\n',
-                             cfg.IntOpt('workers'))
-    conf(['--config-file', str(path)], default_config_files=[])
+    def parsed_conf(self, text, opt, cli=False):
+        path = unit.temporary_folder(self) / 'glance-test.conf'
+        path.write_text(text)
+        conf = cfg.ConfigOpts()
+        if cli:
+            conf.register_cli_opt(opt)
+        else:
+            conf.register_opt(opt)
+        return conf, path
 
-    with pytest.raises(cfg.ConfigFileValueError) as raised:
-        conf.workers
+    def test_option_error_text_names_the_file_of_a_bad_value(self):
+        conf, path = self.parsed_conf('[DEFAULT]\nworkers = many\n',
+                                      cfg.IntOpt('workers'))
+        conf(['--config-file', str(path)], default_config_files=[])
 
-    assert "from LocationInfo(" in str(raised.value)
-    assert "detail='%s'" % path in str(raised.value)
-    assert _compat.option_error_text(raised.value) == (
-        "Value for option workers in %s is not valid: invalid literal for "
-        "int() with base 10: 'many'" % path)
+        raised = self.assertRaises(cfg.ConfigFileValueError, getattr, conf,
+                                   'workers')
 
+        self.assertIn("from LocationInfo(", str(raised))
+        self.assertIn("detail='%s'" % path, str(raised))
+        self.assertEqual(
+            "Value for option workers in %s is not valid: invalid literal "
+            "for int() with base 10: 'many'" % path,
+            _compat.option_error_text(raised))
 
-def test_parse_config_raises_a_bad_command_line_value_from_a_file(
-        tmp_path, capsys):
-    conf, path = parsed_conf(tmp_path, '[DEFAULT]\ndebug = maybe\n',
-                             cfg.BoolOpt('debug'), cli=True)
+    def test_parse_config_raises_a_bad_command_line_value_from_a_file(self):
+        conf, path = self.parsed_conf('[DEFAULT]\ndebug = maybe\n',
+                                      cfg.BoolOpt('debug'), cli=True)
 
-    with pytest.raises(_compat.CommandLineValueError) as raised:
-        _compat.parse_config(conf, args=['--config-file', str(path)],
-                             default_config_files=[])
+        raised = self.assertRaises(
+            _compat.CommandLineValueError, _compat.parse_config, conf,
+            args=['--config-file', str(path)], default_config_files=[])
 
-    assert str(raised.value) == \
-        'argument --debug: Invalid Boolean value: maybe'
-    assert capsys.readouterr().err == ''
+        self.assertEqual('argument --debug: Invalid Boolean value: maybe',
+                         str(raised))
+        self.assertEqual('', self.stderr.getvalue())
 
+    def test_parse_config_leaves_argparse_its_exit_and_its_words(self):
+        conf, _path = self.parsed_conf('', cfg.BoolOpt('debug'), cli=True)
 
-def test_parse_config_leaves_argparse_its_exit_and_its_words(tmp_path,
-                                                             capsys):
-    conf, _path = parsed_conf(tmp_path, '', cfg.BoolOpt('debug'), cli=True)
+        raised = self.assertRaises(
+            SystemExit, _compat.parse_config, conf,
+            args=['--no-such-option'], default_config_files=[])
 
-    with pytest.raises(SystemExit) as raised:
-        _compat.parse_config(conf, args=['--no-such-option'],
-                             default_config_files=[])
-
-    assert raised.value.code == 2
-    assert 'unrecognized arguments: --no-such-option' in \
-        capsys.readouterr().err
+        self.assertEqual(2, raised.code)
+        self.assertIn('unrecognized arguments: --no-such-option',
+                      self.stderr.getvalue())
 
 
 # --- the rule ---------------------------------------------------------------
@@ -682,21 +697,23 @@ def _private(name):
     return name.startswith('_') and not name.startswith('__')
 
 
-def test_nothing_else_reaches_into_a_private_name():
-    sources = [path for path in sorted((ROOT / 'glance').rglob('*.py'))
-               if 'tests' not in path.relative_to(ROOT).parts and
-               path.name != '_compat.py']
+class TestPrivateNames(testtools.TestCase):
+    """Only glance._compat reaches into a library's private names."""
 
-    assert [reach for path in sources for reach in private_reaches(path)] \
-        == []
+    def test_nothing_else_reaches_into_a_private_name(self):
+        sources = [path for path in sorted((ROOT / 'glance').rglob('*.py'))
+                   if 'tests' not in path.relative_to(ROOT).parts and
+                   path.name != '_compat.py']
 
+        self.assertEqual([], [reach for path in sources
+                              for reach in private_reaches(path)])
 
-def test_the_rule_sees_a_reach_into_a_driver(tmp_path):
-    module = tmp_path / 'bad.py'
-    module.write_text('from glance_store._drivers import s3\n'
-                      'store._create_s3_client()\n')
+    def test_the_rule_sees_a_reach_into_a_driver(self):
+        module = unit.temporary_folder(self) / 'bad.py'
+        module.write_text('from glance_store._drivers import s3\n'
+                          'store._create_s3_client()\n')
 
-    assert private_reaches(module) == [
-        'bad.py:1 import glance_store._drivers',
-        'bad.py:1 import glance_store._drivers.s3',
-        'bad.py:2 store._create_s3_client']
+        self.assertEqual(['bad.py:1 import glance_store._drivers',
+                          'bad.py:1 import glance_store._drivers.s3',
+                          'bad.py:2 store._create_s3_client'],
+                         private_reaches(module))

@@ -24,7 +24,7 @@ unchecked.
 import pathlib
 import re
 
-import pytest
+import testtools
 
 import glance
 from glance import cmd as glance_cmd
@@ -52,7 +52,8 @@ _TITLE_UNDERLINE = re.compile(r'^([=\-~^"\'`#*+])\1+$')
 def read(name):
     path = ROOT / name
     if not path.exists():
-        pytest.fail('%s is not in this tree (an installed package?)' % name)
+        raise AssertionError('%s is not in this tree (an installed package?)'
+                             % name)
     return path.read_text(encoding='utf-8')
 
 
@@ -67,10 +68,22 @@ def unit_file_comments():
 def release_notes():
     folder = ROOT / RELEASE_NOTES
     if not folder.is_dir():
-        pytest.fail('%s is not in this tree' % RELEASE_NOTES)
+        raise AssertionError('%s is not in this tree' % RELEASE_NOTES)
     return {'%s/%s' % (RELEASE_NOTES, path.name):
             path.read_text(encoding='utf-8')
             for path in sorted(folder.glob('*.yaml'))}
+
+
+def stating_pages():
+    """{name: text} of what an operator reads a figure in.
+
+    The man page, the guide, the README, the unit file's comments and the
+    release notes.
+    """
+    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
+    pages[UNIT_FILE] = unit_file_comments()
+    pages.update(release_notes())
+    return pages
 
 
 def flat(text):
@@ -159,23 +172,24 @@ def page_exit_codes(text, title):
     return codes
 
 
-def test_the_docstring_names_every_exit_code_and_its_constant():
-    documented = {name: code for name, code, _word in
-                  docstring_exit_codes()}
+class TestExitCodes(testtools.TestCase):
+    """The exit codes: the docstring, the man page and the guide."""
 
-    assert documented == code_exit_constants()
+    def test_the_docstring_names_every_exit_code_and_its_constant(self):
+        documented = {name: code for name, code, _word in
+                      docstring_exit_codes()}
 
+        self.assertEqual(code_exit_constants(), documented)
 
-@pytest.mark.parametrize('page,title', [(MAN_PAGE, 'Exit status'),
-                                        (GUIDE, 'Exit codes')])
-def test_the_pages_give_each_exit_code_its_meaning(page, title):
-    # The docstring ties each constant to its code and a word (done,
-    # refused...); each page's list must give the same codes the same
-    # words.
-    words = {code: word for _name, code, word in docstring_exit_codes()}
+    def test_the_pages_give_each_exit_code_its_meaning(self):
+        # The docstring ties each constant to its code and a word (done,
+        # refused...); each page's list must give the same codes the same
+        # words.
+        words = {code: word for _name, code, word in docstring_exit_codes()}
 
-    assert page_exit_codes(read(page), title) == words
-    assert set(words) == set(code_exit_constants().values())
+        for page, title in ((MAN_PAGE, 'Exit status'), (GUIDE, 'Exit codes')):
+            self.assertEqual(words, page_exit_codes(read(page), title), page)
+        self.assertEqual(set(code_exit_constants().values()), set(words))
 
 
 # Option defaults.
@@ -244,43 +258,45 @@ def same_value(written, default):
 
 
 def default_pages():
-    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
+    pages = stating_pages()
     for path in sorted((ROOT / 'doc/source').glob('**/*.rst')):
         name = str(path.relative_to(ROOT))
         pages.setdefault(name, read(name))
-    pages[UNIT_FILE] = unit_file_comments()
-    pages.update(release_notes())
     return pages
 
 
-@pytest.mark.parametrize('page', [MAN_PAGE, GUIDE, README, UNIT_FILE,
-                                  RELEASE_NOTES, 'doc/source'])
-def test_the_defaults_the_pages_give_are_the_declared_ones(page):
-    declared = declared_options()
-    pages = default_pages()
-    text = '\n\n'.join(text for name, text in pages.items()
-                       if name == page or name.startswith(page + '/'))
-    stated, unreadable = stated_defaults(text)
+class TestOptionDefaults(testtools.TestCase):
+    """The defaults the pages give are the options' declared ones."""
 
-    assert not unreadable, (
-        'give a default as "``option`` (VALUE[ seconds][, words] by '
-        'default)", "``option`` (VALUE, the default", "``option`` '
-        '([words, ]default VALUE" or "``option = VALUE``, the default":\n'
-        + '\n'.join(unreadable))
-    wrong = ['%s: says %s, declared %s: %s'
-             % (name, value, declared[name].default, line)
-             for name, value, line in stated
-             if not same_value(value, declared[name].default)]
-    assert not wrong, '\n'.join(wrong)
+    def test_the_defaults_the_pages_give_are_the_declared_ones(self):
+        declared = declared_options()
+        pages = default_pages()
+        for page in (MAN_PAGE, GUIDE, README, UNIT_FILE, RELEASE_NOTES,
+                     'doc/source'):
+            text = '\n\n'.join(
+                text for name, text in pages.items()
+                if name == page or name.startswith(page + '/'))
+            stated, unreadable = stated_defaults(text)
 
+            self.assertEqual([], unreadable, (
+                '%s: give a default as "``option`` (VALUE[ seconds][, '
+                'words] by default)", "``option`` (VALUE, the default", '
+                '"``option`` ([words, ]default VALUE" or "``option = '
+                'VALUE``, the default":\n' % page + '\n'.join(unreadable)))
+            wrong = ['%s: says %s, declared %s: %s'
+                     % (name, value, declared[name].default, line)
+                     for name, value, line in stated
+                     if not same_value(value, declared[name].default)]
+            self.assertEqual([], wrong, '%s:\n' % page + '\n'.join(wrong))
 
-@pytest.mark.parametrize('page', [MAN_PAGE, GUIDE])
-def test_the_pages_give_the_main_defaults(page):
-    stated, _unreadable = stated_defaults(read(page))
+    def test_the_pages_give_the_main_defaults(self):
+        for page in (MAN_PAGE, GUIDE):
+            stated, _unreadable = stated_defaults(read(page))
 
-    missing = set(MAIN_OPTIONS) - {name for name, _value, _line in stated}
-    assert not missing, 'no default given for %s' % ', '.join(
-        sorted(missing))
+            missing = set(MAIN_OPTIONS) - {name for name, _value, _line
+                                           in stated}
+            self.assertEqual(set(), missing, '%s: no default given for %s'
+                             % (page, ', '.join(sorted(missing))))
 
 
 # The concurrency backend by default.
@@ -316,38 +332,39 @@ def stated_backends(text):
 
 
 def backend_pages():
-    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
-    pages[UNIT_FILE] = unit_file_comments()
+    pages = stating_pages()
     pages['glance/cmd/__init__.py'] = glance_cmd.__doc__
     pages['scrub_pool_size help'] = str(
         declared_options()['scrub_pool_size'].help)
-    pages.update(release_notes())
     return pages
 
 
-@pytest.mark.parametrize('page', [MAN_PAGE, GUIDE, README, UNIT_FILE,
-                                  'glance/cmd/__init__.py'])
-def test_the_pages_name_the_default_backend(page):
-    stated, _unreadable = stated_backends(backend_pages()[page])
+class TestDefaultBackend(testtools.TestCase):
+    """The concurrency backend by default, wherever a page names it."""
 
-    assert stated, 'no default backend stated'
+    def test_the_pages_name_the_default_backend(self):
+        pages = backend_pages()
+        for page in (MAN_PAGE, GUIDE, README, UNIT_FILE,
+                     'glance/cmd/__init__.py'):
+            stated, _unreadable = stated_backends(pages[page])
 
+            self.assertTrue(stated, '%s: no default backend stated' % page)
 
-def test_every_default_backend_stated_is_the_code_s():
-    wrong = []
-    unreadable = []
-    for page, text in backend_pages().items():
-        stated, unread = stated_backends(text)
-        wrong.extend('%s: %s, not %s: %s'
-                     % (page, backend, glance_cmd.DEFAULT_BACKEND, line)
-                     for backend, line in stated
-                     if backend != glance_cmd.DEFAULT_BACKEND)
-        unreadable.extend('%s: %s' % (page, line) for line in unread)
+    def test_every_default_backend_stated_is_the_code_s(self):
+        wrong = []
+        unreadable = []
+        for page, text in backend_pages().items():
+            stated, unread = stated_backends(text)
+            wrong.extend('%s: %s, not %s: %s'
+                         % (page, backend, glance_cmd.DEFAULT_BACKEND, line)
+                         for backend, line in stated
+                         if backend != glance_cmd.DEFAULT_BACKEND)
+            unreadable.extend('%s: %s' % (page, line) for line in unread)
 
-    assert not wrong, '\n'.join(wrong)
-    assert not unreadable, (
-        'name the default backend as "``NAME`` (the default" or "NAME is '
-        'the default":\n' + '\n'.join(unreadable))
+        self.assertEqual([], wrong, '\n'.join(wrong))
+        self.assertEqual([], unreadable, (
+            'name the default backend as "``NAME`` (the default" or "NAME '
+            'is the default":\n' + '\n'.join(unreadable)))
 
 
 # What a pass keeps in flight.
@@ -359,40 +376,38 @@ _MULTIPLE = re.compile(r'\b(?:\d+|two) ?(?:x|×|times) ``scrub_pool_size``|'
                        r'\btwice ``scrub_pool_size``')
 
 
-def in_flight_pages():
-    pages = {name: read(name) for name in (MAN_PAGE, GUIDE, README)}
-    pages[UNIT_FILE] = unit_file_comments()
-    pages.update(release_notes())
-    return pages
+class TestImagesInFlight(testtools.TestCase):
+    """How many images a pass keeps in flight, and claims ahead."""
 
+    def test_the_pages_bound_the_images_in_flight(self):
+        pages = stating_pages()
+        for page in (MAN_PAGE, GUIDE, UNIT_FILE):
+            text = flat(pages[page])
 
-@pytest.mark.parametrize('page', [MAN_PAGE, GUIDE, UNIT_FILE])
-def test_the_pages_bound_the_images_in_flight(page):
-    text = flat(in_flight_pages()[page])
+            self.assertTrue(_IN_FLIGHT.findall(text),
+                            '%s: no bound of the images in flight' % page)
 
-    assert _IN_FLIGHT.findall(text), 'no bound of the images in flight'
+    def test_the_images_in_flight_are_bounded_as_the_pass_does(self):
+        wrong = []
+        for page, text in stating_pages().items():
+            text = flat(text)
+            wrong.extend('%s: %s, not %d' % (page, bound,
+                                             run.Scrubber.MAX_CLAIM)
+                         for bound in
+                         _IN_FLIGHT.findall(text) +
+                         _CLAIMED_AHEAD.findall(text)
+                         if int(bound) != run.Scrubber.MAX_CLAIM)
+            wrong.extend('%s: %s, not scrub_pool_size plus %d'
+                         % (page, multiple, run.Scrubber.MAX_CLAIM)
+                         for multiple in _MULTIPLE.findall(text))
 
+        self.assertEqual([], wrong, '\n'.join(wrong))
 
-def test_the_images_in_flight_are_bounded_as_the_pass_does():
-    wrong = []
-    for page, text in in_flight_pages().items():
-        text = flat(text)
-        wrong.extend('%s: %s, not %d' % (page, bound,
-                                         run.Scrubber.MAX_CLAIM)
-                     for bound in
-                     _IN_FLIGHT.findall(text) + _CLAIMED_AHEAD.findall(text)
-                     if int(bound) != run.Scrubber.MAX_CLAIM)
-        wrong.extend('%s: %s, not scrub_pool_size plus %d'
-                     % (page, multiple, run.Scrubber.MAX_CLAIM)
-                     for multiple in _MULTIPLE.findall(text))
+    def test_the_guide_says_how_far_a_pass_claims_ahead(self):
+        text = flat(read(GUIDE))
 
-    assert not wrong, '\n'.join(wrong)
-
-
-def test_the_guide_says_how_far_a_pass_claims_ahead():
-    text = flat(read(GUIDE))
-
-    assert [int(bound) for bound in _CLAIMED_AHEAD.findall(text)]
+        self.assertTrue([int(bound) for bound in
+                         _CLAIMED_AHEAD.findall(text)])
 
 
 # The summary.
@@ -401,35 +416,38 @@ def summary_line_names():
     return re.findall(r'(\w+)=', model.Summary().describe())
 
 
-def test_the_guide_s_summary_line_is_the_code_s():
-    example = re.search(r'Scrub pass summary: ([^\n]+)',
-                        section(read(GUIDE), 'The summary line'))
+class TestSummaryLine(testtools.TestCase):
+    """The summary line the pages show is the one a pass logs."""
 
-    assert example, 'no example of the summary line'
-    assert re.findall(r'(\w+)=', example.group(1)) == summary_line_names()
+    def test_the_guide_s_summary_line_is_the_code_s(self):
+        example = re.search(r'Scrub pass summary: ([^\n]+)',
+                            section(read(GUIDE), 'The summary line'))
 
+        self.assertTrue(example, 'no example of the summary line')
+        self.assertEqual(summary_line_names(),
+                         re.findall(r'(\w+)=', example.group(1)))
 
-def test_every_example_of_the_summary_line_is_the_code_s():
-    pages = {GUIDE: read(GUIDE), README: read(README)}
-    pages.update(release_notes())
-    examples = [(page, re.findall(r'(\w+)=', example))
-                for page, text in pages.items()
-                for example in re.findall(
-                    r'Scrub pass summary: ((?:\w+=\S+ ?)+)', flat(text))]
+    def test_every_example_of_the_summary_line_is_the_code_s(self):
+        pages = {GUIDE: read(GUIDE), README: read(README)}
+        pages.update(release_notes())
+        examples = [(page, re.findall(r'(\w+)=', example))
+                    for page, text in pages.items()
+                    for example in re.findall(
+                        r'Scrub pass summary: ((?:\w+=\S+ ?)+)', flat(text))]
 
-    assert examples
-    wrong = ['%s: %s' % (page, ' '.join(names))
-             for page, names in examples if names != summary_line_names()]
-    assert not wrong, '\n'.join(wrong)
+        self.assertTrue(examples)
+        wrong = ['%s: %s' % (page, ' '.join(names))
+                 for page, names in examples
+                 if names != summary_line_names()]
+        self.assertEqual([], wrong, '\n'.join(wrong))
 
+    def test_the_guide_explains_every_number_of_the_summary_line(self):
+        terms = [term for term, _body in
+                 definitions(section(read(GUIDE), 'The summary line'))]
+        explained = [re.fullmatch(r'``(\w+)``', term).group(1)
+                     for term in terms if re.fullmatch(r'``(\w+)``', term)]
 
-def test_the_guide_explains_every_number_of_the_summary_line():
-    terms = [term for term, _body in
-             definitions(section(read(GUIDE), 'The summary line'))]
-    explained = [re.fullmatch(r'``(\w+)``', term).group(1)
-                 for term in terms if re.fullmatch(r'``(\w+)``', term)]
-
-    assert explained == summary_line_names()
+        self.assertEqual(summary_line_names(), explained)
 
 
 def json_keys(text, lead):
@@ -440,18 +458,21 @@ def json_keys(text, lead):
     return keys
 
 
-def test_the_guide_lists_every_key_of_the_json_summary():
-    logs = section(read(GUIDE), 'Logs')
-    keys = json_keys(logs, "The summary line's keys:")
+class TestJsonLines(testtools.TestCase):
+    """The guide lists the keys of the JSON summary and progress lines."""
 
-    assert len(keys) == len(set(keys))
-    assert set(keys) == set(model.Summary().fields())
+    def test_the_guide_lists_every_key_of_the_json_summary(self):
+        logs = section(read(GUIDE), 'Logs')
+        keys = json_keys(logs, "The summary line's keys:")
 
+        self.assertEqual(len(set(keys)), len(keys), keys)
+        self.assertEqual(set(model.Summary().fields()), set(keys))
 
-def test_the_guide_lists_every_key_of_the_json_progress_line():
-    logs = section(read(GUIDE), 'Logs')
-    summary_keys = json_keys(logs, "The summary line's keys:")
-    more = json_keys(logs, 'and one more:')
+    def test_the_guide_lists_every_key_of_the_json_progress_line(self):
+        logs = section(read(GUIDE), 'Logs')
+        summary_keys = json_keys(logs, "The summary line's keys:")
+        more = json_keys(logs, 'and one more:')
 
-    assert set(summary_keys) | set(more) == set(
-        recorder._progress_fields(model.Summary(), 0, 0.0))
+        self.assertEqual(
+            set(recorder._progress_fields(model.Summary(), 0, 0.0)),
+            set(summary_keys) | set(more))

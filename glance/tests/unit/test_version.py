@@ -15,7 +15,7 @@
 from importlib import metadata
 import subprocess
 
-import pytest
+import testtools
 
 from glance.tests import utils
 
@@ -24,18 +24,26 @@ def installed_version():
     return metadata.version('glance')
 
 
-def test_the_installed_version_is_a_release_of_this_tree():
-    # pbr's fallback without a git tag or a version in setup.cfg is
-    # 0.0.1.devN, which says nothing about what is installed.
-    assert not installed_version().startswith('0.0.')
+class TestVersion(testtools.TestCase):
+    """The installed version, as the console scripts print it."""
 
+    def test_the_installed_version_is_a_release_of_this_tree(self):
+        # pbr's fallback without a git tag or a version in setup.cfg is
+        # 0.0.1.devN, which says nothing about what is installed.
+        self.assertFalse(installed_version().startswith('0.0.'),
+                         installed_version())
 
-@pytest.mark.parametrize('command', ['glance-scrubber', 'glance-manage'])
-def test_version_prints_the_installed_version(command):
-    # Neither needs a configuration file nor a database to answer.
-    result = subprocess.run(
-        [utils.console_script(command), '--version'],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == installed_version()
-    assert result.stderr == ''
+    def check_version_printed(self, command):
+        # Neither needs a configuration file nor a database to answer.
+        result = subprocess.run(
+            [utils.console_script(command), '--version'],
+            capture_output=True, text=True, timeout=60, check=False)
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertEqual(installed_version(), result.stdout.strip())
+        self.assertEqual('', result.stderr)
+
+    def test_glance_scrubber_version_prints_the_installed_version(self):
+        self.check_version_printed('glance-scrubber')
+
+    def test_glance_manage_version_prints_the_installed_version(self):
+        self.check_version_printed('glance-manage')

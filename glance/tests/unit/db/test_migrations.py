@@ -18,22 +18,22 @@ revision, a database an earlier release of this tree stamped
 one, and a database at a revision of another glance release (an upstream
 database, newer than this tree) is left exactly as it is.
 
-The command's start-up (about 1.5 s of CPU) dominates, so the module
-prepares one database per scenario and backend, runs the commands of all
+The command's start-up (about 1.5 s of CPU) dominates, so each class
+prepares one database per scenario on its server, runs the commands of all
 of them side by side, and the tests then check what each left behind.
 """
 
 import dataclasses
 import os
+import pathlib
 import subprocess
-import unittest
 
-import pytest
-import sqlalchemy as sa
+import fixtures
+import testtools
 
 from glance.db.sqlalchemy import alembic_migrations
 from glance.tests import databases
-from glance.tests.unit.db import set_up_database
+from glance.tests.unit import db as db_tests
 from glance.tests import utils
 
 UPSTREAM_REVISION = '2025_1_contract01'
@@ -90,46 +90,10 @@ def run_side_by_side(folder, jobs):
     return results
 
 
-def schema_snapshot(engine):
-    """Everything a migration could change, in comparable form."""
-    inspector = sa.inspect(engine)
-    snapshot = {}
-    for table in sorted(inspector.get_table_names()):
-        snapshot[table] = {
-            'columns': [(column['name'], repr(column['type']),
-                         column['nullable'], column.get('default'))
-                        for column in inspector.get_columns(table)],
-            'primary_key': inspector.get_pk_constraint(table),
-            'foreign_keys': sorted(
-                repr(fk) for fk in inspector.get_foreign_keys(table)),
-            'indexes': sorted(
-                repr(index) for index in inspector.get_indexes(table)),
-            'unique': sorted(
-                repr(unique)
-                for unique in inspector.get_unique_constraints(table)),
-        }
-    return snapshot
-
-
-def alembic_versions(engine):
-    with engine.connect() as connection:
-        return sorted(connection.exec_driver_sql(
-            'SELECT version_num FROM alembic_version').scalars())
-
-
 def image_ids(engine):
     with engine.connect() as connection:
         return sorted(connection.exec_driver_sql(
             'SELECT id FROM images').scalars())
-
-
-def insert_image(engine, image_id):
-    with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO images (id, status, visibility, min_disk, min_ram, "
-            "protected, os_hidden, created_at, deleted) VALUES (:id, "
-            "'active', 'private', 0, 0, :no, :no, :now, :no)"),
-            {'id': image_id, 'no': False, 'now': '2026-01-01 00:00:00'})
 
 
 def move_to_upstream_revision(engine):
@@ -154,148 +118,152 @@ class Scenario:
     versions_after_first_sync: list = None
 
 
-class Scenarios:
-    """The databases of every scenario and backend, created up front.
+class Scenarios(fixtures.Fixture):
+    """The database of every scenario on one server, and the commands run.
 
-    A backend whose server is missing is remembered and skipped by the
-    tests that need it (databases.Database decides; CI fails instead).
+    A missing server skips (databases.Database decides; CI fails instead).
+
+    :ivar scenarios: {scenario name: Scenario}.
     """
 
-    def __init__(self, request, folder):
-        self.request = request
-        self.folder = folder
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+
+    def _setUp(self):
+        self.folder = pathlib.Path(self.useFixture(fixtures.TempDir()).path)
         self.scenarios = {}
-        self.unavailable = {}
+        sync_twice = self._add('sync-twice', migrate=False)
+        self._add('version', migrate=True)
+        earlier = self._add('earlier-release', migrate=False)
+        alembic_migrations.upgrade(earlier.db.engine,
+                                   EARLIER_RELEASE_REVISION)
+        databases.insert_image(earlier.db.engine, 'kept-across-the-upgrade')
+        foreign = self._add('foreign', migrate=True)
+        move_to_upstream_revision(foreign.db.engine)
+        databases.insert_image(foreign.db.engine, 'upstream-image')
+        foreign.schema_before = databases.schema_of(foreign.db.engine)
+        self._run({'sync-twice': ['db', 'sync'],
+                   'version': ['db', 'version'],
+                   'earlier-release': ['db', 'sync'],
+                   'foreign': ['db', 'sync']})
+        if sync_twice.results[0].returncode == 0:
+            sync_twice.versions_after_first_sync = databases.alembic_versions(
+                sync_twice.db.engine)
+            databases.insert_image(sync_twice.db.engine, 'kept-across-syncs')
+            sync_twice.schema_before = databases.schema_of(
+                sync_twice.db.engine)
+            self._run({'sync-twice': ['db', 'sync']})
 
-    def add(self, name, backend, migrate):
-        try:
-            db = set_up_database(backend, migrate=migrate)
-        except unittest.SkipTest as reason:
-            self.unavailable[backend] = reason
-            return None
-        self.request.addfinalizer(db.cleanUp)
-        self.scenarios[(name, backend)] = Scenario(db)
-        return self.scenarios[(name, backend)]
+    def _add(self, name, migrate):
+        db = self.useFixture(databases.Database(self.backend,
+                                                migrate=migrate))
+        self.scenarios[name] = Scenario(db)
+        return self.scenarios[name]
 
-    def get(self, name, backend):
-        if backend in self.unavailable:
-            pytest.skip(str(self.unavailable[backend]))
-        return self.scenarios[(name, backend)]
-
-    def run(self, jobs):
-        """jobs: {(name, backend): arguments}; appends each Result."""
+    def _run(self, jobs):
+        """jobs: {name: arguments}; appends each Result."""
         results = run_side_by_side(self.folder, {
-            '%s-%s' % key: (self.scenarios[key].db.url, arguments)
-            for key, arguments in jobs.items()})
-        for key in jobs:
-            self.scenarios[key].results.append(results['%s-%s' % key])
+            name: (self.scenarios[name].db.url, arguments)
+            for name, arguments in jobs.items()})
+        for name in jobs:
+            self.scenarios[name].results.append(results[name])
 
 
-@pytest.fixture(scope='module')
-def scenarios(request, tmp_path_factory):
-    every = Scenarios(request, tmp_path_factory.mktemp('manage'))
-    first_round, second_round = {}, {}
-    for backend in databases.BACKENDS:
-        if every.add('sync-twice', backend, migrate=False):
-            first_round[('sync-twice', backend)] = ['db', 'sync']
-        if every.add('version', backend, migrate=True):
-            first_round[('version', backend)] = ['db', 'version']
-        earlier = every.add('earlier-release', backend, migrate=False)
-        if earlier:
-            alembic_migrations.upgrade(earlier.db.engine,
-                                       EARLIER_RELEASE_REVISION)
-            insert_image(earlier.db.engine, 'kept-across-the-upgrade')
-            first_round[('earlier-release', backend)] = ['db', 'sync']
-        foreign = every.add('foreign', backend, migrate=True)
-        if foreign:
-            move_to_upstream_revision(foreign.db.engine)
-            insert_image(foreign.db.engine, 'upstream-image')
-            foreign.schema_before = schema_snapshot(foreign.db.engine)
-            first_round[('foreign', backend)] = ['db', 'sync']
-    every.run(first_round)
-    for (name, backend) in first_round:
-        scenario = every.get(name, backend)
-        if name == 'sync-twice' and scenario.results[0].returncode == 0:
-            scenario.versions_after_first_sync = alembic_versions(
-                scenario.db.engine)
-            insert_image(scenario.db.engine, 'kept-across-syncs')
-            scenario.schema_before = schema_snapshot(scenario.db.engine)
-            second_round[(name, backend)] = ['db', 'sync']
-    every.run(second_round)
-    return every
+class DbSyncTests:
+    """db sync and db version, once per scenario, on the *backend* server."""
+
+    backend = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.prepared = db_tests.set_up(Scenarios(cls.backend))
+        cls.scenarios = cls.prepared.scenarios
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.prepared.cleanUp()
+        super().tearDownClass()
+
+    def assert_clean_success(self, result):
+        self.assertEqual(0, result.returncode, result.output)
+        self.assertNotIn('Traceback', result.output)
+
+    def test_sync_creates_the_schema_at_head(self):
+        scenario = self.scenarios['sync-twice']
+        head = alembic_migrations.head_revision()
+
+        self.assert_clean_success(scenario.results[0])
+        self.assertIn('Database is at revision %s.' % head,
+                      scenario.results[0].stdout)
+        self.assertEqual([head], scenario.versions_after_first_sync)
+        self.assertEqual(UPSTREAM_TABLES, set(scenario.schema_before))
+
+    def test_second_sync_is_a_no_op(self):
+        scenario = self.scenarios['sync-twice']
+        engine = scenario.db.engine
+        self.assertEqual(2, len(scenario.results), 'the first sync failed')
+
+        self.assert_clean_success(scenario.results[1])
+        self.assertIn('already at revision %s; nothing to do'
+                      % alembic_migrations.head_revision(),
+                      scenario.results[1].stdout)
+        self.assertEqual(scenario.schema_before, databases.schema_of(engine))
+        self.assertEqual([alembic_migrations.head_revision()],
+                         databases.alembic_versions(engine))
+        self.assertEqual(['kept-across-syncs'], image_ids(engine))
+
+    def test_sync_upgrades_a_database_of_an_earlier_release(self):
+        """scrubber_initial gets the schema and revision of a fresh sync."""
+        scenario = self.scenarios['earlier-release']
+        fresh = self.scenarios['sync-twice']
+        engine = scenario.db.engine
+        head = alembic_migrations.head_revision()
+
+        self.assert_clean_success(scenario.results[0])
+        self.assertIn('Database is at revision %s.' % head,
+                      scenario.results[0].stdout)
+        self.assertEqual([head], databases.alembic_versions(engine))
+        self.assertEqual(UPSTREAM_TABLES, set(databases.schema_of(engine)))
+        self.assertEqual(fresh.schema_before, databases.schema_of(engine))
+        self.assertEqual(['kept-across-the-upgrade'], image_ids(engine))
+
+    def test_version_prints_the_revision(self):
+        result = self.scenarios['version'].results[0]
+
+        self.assert_clean_success(result)
+        self.assertIn(alembic_migrations.head_revision(),
+                      result.stdout.splitlines())
+
+    def test_version_prints_only_the_revision(self):
+        """stdout is the answer alone, so that scripts can use it."""
+        result = self.scenarios['version'].results[0]
+
+        self.assertEqual(alembic_migrations.head_revision(),
+                         result.stdout.strip())
+
+    def test_sync_leaves_a_foreign_revision_alone(self):
+        scenario = self.scenarios['foreign']
+        engine = scenario.db.engine
+        result = scenario.results[0]
+
+        self.assert_clean_success(result)
+        self.assertIn(UPSTREAM_REVISION, result.stdout)
+        self.assertIn('schema is left as it is', result.stdout)
+        self.assertEqual(scenario.schema_before, databases.schema_of(engine))
+        self.assertEqual([UPSTREAM_REVISION],
+                         databases.alembic_versions(engine))
+        self.assertEqual(['upstream-image'], image_ids(engine))
 
 
-def assert_clean_success(result):
-    assert result.returncode == 0, result.output
-    assert 'Traceback' not in result.output, result.output
+class TestDbSyncOnSQLite(DbSyncTests, testtools.TestCase):
+    backend = 'sqlite'
 
 
-@pytest.mark.parametrize('backend', databases.BACKENDS)
-def test_sync_creates_the_schema_at_head(scenarios, backend):
-    scenario = scenarios.get('sync-twice', backend)
-    head = alembic_migrations.head_revision()
-
-    assert_clean_success(scenario.results[0])
-    assert 'Database is at revision %s.' % head in scenario.results[0].stdout
-    assert scenario.versions_after_first_sync == [head]
-    assert set(scenario.schema_before) == UPSTREAM_TABLES
+class TestDbSyncOnMySQL(DbSyncTests, testtools.TestCase):
+    backend = 'mysql'
 
 
-@pytest.mark.parametrize('backend', databases.BACKENDS)
-def test_second_sync_is_a_no_op(scenarios, backend):
-    scenario = scenarios.get('sync-twice', backend)
-    engine = scenario.db.engine
-    assert len(scenario.results) == 2, 'the first sync failed'
-
-    assert_clean_success(scenario.results[1])
-    assert ('already at revision %s; nothing to do'
-            % alembic_migrations.head_revision()) in scenario.results[1].stdout
-    assert schema_snapshot(engine) == scenario.schema_before
-    assert alembic_versions(engine) == [alembic_migrations.head_revision()]
-    assert image_ids(engine) == ['kept-across-syncs']
-
-
-@pytest.mark.parametrize('backend', databases.BACKENDS)
-def test_sync_upgrades_a_database_of_an_earlier_release(scenarios, backend):
-    """scrubber_initial gets the schema and revision of a fresh sync."""
-    scenario = scenarios.get('earlier-release', backend)
-    fresh = scenarios.get('sync-twice', backend)
-    engine = scenario.db.engine
-    head = alembic_migrations.head_revision()
-
-    assert_clean_success(scenario.results[0])
-    assert 'Database is at revision %s.' % head in scenario.results[0].stdout
-    assert alembic_versions(engine) == [head]
-    assert set(schema_snapshot(engine)) == UPSTREAM_TABLES
-    assert schema_snapshot(engine) == fresh.schema_before
-    assert image_ids(engine) == ['kept-across-the-upgrade']
-
-
-@pytest.mark.parametrize('backend', databases.BACKENDS)
-def test_version_prints_the_revision(scenarios, backend):
-    result = scenarios.get('version', backend).results[0]
-
-    assert_clean_success(result)
-    assert alembic_migrations.head_revision() in result.stdout.splitlines()
-
-
-@pytest.mark.parametrize('backend', databases.BACKENDS)
-def test_version_prints_only_the_revision(scenarios, backend):
-    """stdout is the answer alone, so that scripts can use it."""
-    result = scenarios.get('version', backend).results[0]
-
-    assert result.stdout.strip() == alembic_migrations.head_revision()
-
-
-@pytest.mark.parametrize('backend', databases.BACKENDS)
-def test_sync_leaves_a_foreign_revision_alone(scenarios, backend):
-    scenario = scenarios.get('foreign', backend)
-    engine = scenario.db.engine
-    result = scenario.results[0]
-
-    assert_clean_success(result)
-    assert UPSTREAM_REVISION in result.stdout
-    assert 'schema is left as it is' in result.stdout
-    assert schema_snapshot(engine) == scenario.schema_before
-    assert alembic_versions(engine) == [UPSTREAM_REVISION]
-    assert image_ids(engine) == ['upstream-image']
+class TestDbSyncOnPostgreSQL(DbSyncTests, testtools.TestCase):
+    backend = 'postgresql'

@@ -29,7 +29,6 @@ import glance_store
 from glance_store import exceptions as store_exceptions
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
-import pytest
 import testtools
 
 from glance.cmd import scrubber as cmd
@@ -1004,8 +1003,11 @@ class TestWorkerWithTheRealDeleter(SingleStoreTestCase):
         self.assertTrue(os.path.exists(shared[len('file://'):]))
 
 
-def test_no_network_fixture_refuses_connections():
-    # The guard the http tests rely on does guard.
-    with NoNetwork():
-        with pytest.raises(AssertionError):
-            socket.create_connection(('127.0.0.1', 9))
+class TestNoNetwork(testtools.TestCase):
+
+    def test_no_network_fixture_refuses_connections(self):
+        # The guard the http tests rely on does guard.
+        self.useFixture(NoNetwork())
+
+        self.assertRaises(AssertionError, socket.create_connection,
+                          ('127.0.0.1', 9))
