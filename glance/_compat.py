@@ -125,6 +125,24 @@ def swift_delete(store, location, connection, context):
     return store.delete(location, connection=connection, context=context)
 
 
+def swift_take_tokens_from(connection, token_source):
+    """Make a swiftclient connection take its token from *token_source*.
+
+    swiftclient's Connection calls its get_auth() for (storage URL,
+    token) before its first request, and again when Swift answers 401
+    (Connection._retry, with credentials to log in with); set on the
+    instance, *token_source()* answers instead of a login of its own.
+    """
+    connection.get_auth = token_source
+
+
+def swift_token_refused(error):
+    """Whether *error* is swiftclient's for Swift's 401 Unauthorized."""
+    import swiftclient
+    return (isinstance(error, swiftclient.ClientException) and
+            error.http_status == 401)
+
+
 # What the single-tenant driver's get_connection() reads of a parsed
 # location: a user and key, or (glance_store 5.x) an application
 # credential and its project.

@@ -65,15 +65,19 @@ class SwiftCluster(backend_tool.ToolServers):
         self.project = servers['project']
         self.domain = servers['domain']
 
-    def write_reference_file(self, path):
-        """A swift_store_config_file naming this cluster as REFERENCE."""
+    def write_reference_file(self, path, auth_url=None):
+        """A swift_store_config_file naming this cluster as REFERENCE.
+
+        :param auth_url: Keystone's ``/v3`` URL as the scrubber reaches
+            it (through a proxy, say); by default its own.
+        """
         with open(path, 'w') as target:
             target.write('[%s]\n' % REFERENCE)
             for name, value in (
                     ('user', '%s:%s' % (self.project, self.user)),
                     ('key', self.password),
                     ('auth_version', '3'),
-                    ('auth_address', self.auth_url),
+                    ('auth_address', auth_url or self.auth_url),
                     ('user_domain_id', self.domain),
                     ('project_domain_id', self.domain)):
                 target.write('%s = %s\n' % (name, value))

@@ -26,6 +26,7 @@ looked at in a Python of its own.
 
 import ast
 import contextlib
+import http.server
 import inspect
 import json
 import os
@@ -33,6 +34,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import threading
 
 import boto3
 from botocore import awsrequest
@@ -46,6 +48,7 @@ from glance_store import location as store_location
 from oslo_config import cfg
 import pytest
 import swiftclient
+import testtools
 
 from glance import _compat
 from glance.tests import databases
@@ -430,6 +433,90 @@ def test_swift_delete_uses_the_connection_it_is_handed(swift_store,
 
     assert connection.calls == [('HEAD', 'images', 'image-1'),
                                 ('DELETE', 'images', 'image-1')]
+
+
+class RefusingSwift(http.server.BaseHTTPRequestHandler):
+    """Answers HEAD: 401 to the token ``stale``, 200 to any other."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def do_HEAD(self):
+        refused = self.headers.get('X-Auth-Token') == 'stale'
+        self.server.tokens.append(self.headers.get('X-Auth-Token'))
+        self.send_response(401 if refused else 200)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+class TestSwiftConnectionTokens(testtools.TestCase):
+    """swiftclient asks get_auth() before a first request and after 401."""
+
+    def setUp(self):
+        super().setUp()
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                 RefusingSwift)
+        server.tokens = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.server = server
+        self.storage_url = 'http://127.0.0.1:%d/v1/AUTH_images' % (
+            server.server_address[1])
+        self.handed = []
+
+    def connection(self):
+        # Credentials, as the single-tenant driver's connections have:
+        # swiftclient asks again after a 401 only when it has some.
+        connection = swiftclient.Connection(
+            'http://%s/v3/' % NOWHERE, 'alice', 'secret', retries=1,
+            starting_backoff=0, auth_version='3')
+        self.addCleanup(connection.close)
+        return connection
+
+    def token_source(self, *tokens):
+        tokens = list(tokens)
+
+        def source():
+            self.handed.append(tokens[0])
+            return self.storage_url, tokens.pop(0)
+        return source
+
+    def test_the_first_request_takes_the_token_source_s_token(self):
+        connection = self.connection()
+        _compat.swift_take_tokens_from(connection,
+                                       self.token_source('fresh'))
+
+        connection.head_object('images', 'image-1')
+        connection.head_object('images', 'image-2')
+
+        self.assertEqual(['fresh'], self.handed)
+        self.assertEqual(['fresh', 'fresh'], self.server.tokens)
+
+    def test_a_401_asks_the_token_source_again(self):
+        connection = self.connection()
+        _compat.swift_take_tokens_from(connection,
+                                       self.token_source('stale', 'fresh'))
+
+        connection.head_object('images', 'image-1')
+
+        self.assertEqual(['stale', 'fresh'], self.handed)
+        self.assertEqual(['stale', 'fresh'], self.server.tokens)
+
+    def test_a_401_it_gives_up_on_is_a_refused_token(self):
+        connection = self.connection()
+        _compat.swift_take_tokens_from(connection,
+                                       self.token_source('stale', 'stale'))
+
+        error = self.assertRaises(swiftclient.ClientException,
+                                  connection.head_object, 'images',
+                                  'image-1')
+
+        self.assertTrue(_compat.swift_token_refused(error))
+        self.assertFalse(_compat.swift_token_refused(
+            swiftclient.ClientException('gone', http_status=404)))
 
 
 # --- glance_store's RBD driver ----------------------------------------------
