@@ -28,6 +28,7 @@ the eventlet warning texts before it decides whether to monkey patch.
 
 import atexit
 import contextlib
+import functools
 import io
 import logging
 import re
@@ -166,6 +167,24 @@ def rbd_connection(store):
                                 rados_id=store.user)
 
 
+def route_rbd_connections(store, connection):
+    """Make an rbd store's driver take its RADOS connections elsewhere.
+
+    The driver opens a connection for every call through its
+    get_connection(conffile, rados_id), a context manager; set on the
+    instance, *connection* (the same shape) answers instead.
+
+    :returns: what opens a connection the driver's own way, a context
+        manager: its conf file and user, rados_connect_timeout applied to
+        the connection and to each monitor and OSD operation, and its
+        errors (BackendException when the cluster cannot be reached).
+    """
+    own = store.get_connection
+    store.get_connection = connection
+    return functools.partial(own, conffile=store.conf_file,
+                             rados_id=store.user)
+
+
 def rbd_pool(store):
     """The store's pool, for ``rbd://IMAGE`` URLs that name none."""
     return store.pool
@@ -185,6 +204,20 @@ EVENTLET_DEPRECATED = r'\s*Eventlet is deprecated'
 # "eventletutils module ..."), when used in their eventlet mode; a
 # warnings filter matches its message regardless of case.
 EVENTLET_MODE_DEPRECATED = r'.*eventlet'
+
+
+def native_lock():
+    """A lock of the operating system's, even after monkey patching.
+
+    For what native threads share (eventlet.tpool's, where RBD calls run
+    on the eventlet backend): eventlet's green lock would switch green
+    threads of a hub that is not theirs.
+    """
+    if 'eventlet' in sys.modules:
+        from eventlet import patcher
+        return patcher.original('threading').Lock()
+    import threading
+    return threading.Lock()
 
 
 def let_exit_leave_native_threads():

@@ -40,6 +40,7 @@ import boto3
 from botocore import awsrequest
 from botocore import config as boto_config
 from botocore import exceptions as boto_exceptions
+import fixtures
 import glance_store
 from glance_store._drivers import rbd as rbd_driver
 from glance_store._drivers import s3 as s3_driver
@@ -566,6 +567,65 @@ def test_rbd_connection_connects_only_when_entered(rbd_store):
             pass
 
 
+class RoutedClient:
+    """What a routed rbd driver is handed: it records the pool opened."""
+
+    def __init__(self):
+        self.pools = []
+
+    def open_ioctx(self, pool):
+        self.pools.append(pool)
+        raise LookupError('routed')
+
+
+class TestRbdConnectionsRouted(testtools.TestCase):
+    """The driver opens each connection through its get_connection()."""
+
+    def setUp(self):
+        super().setUp()
+        require_rados()
+        self.conf_file = self.useFixture(
+            fixtures.TempDir()).join('missing-ceph.conf')
+        self.conf = configured(stores=['rbd'], default_store='rbd',
+                               rbd_store_pool='scrub-pool',
+                               rbd_store_user='scrubber',
+                               rbd_store_ceph_conf=self.conf_file,
+                               rados_connect_timeout=1)
+        self.store = glance_store.get_store_from_scheme('rbd')
+        self.client = RoutedClient()
+
+    @contextlib.contextmanager
+    def routed(self, conffile, rados_id):
+        yield self.client
+
+    def test_the_driver_s_delete_takes_the_routed_connection(self):
+        _compat.route_rbd_connections(self.store, self.routed)
+        location = store_location.get_location_from_uri(
+            'rbd://fsid/scrub-pool/image-1/snap', conf=self.conf)
+
+        self.assertRaises(LookupError, self.store.delete, location)
+        self.assertEqual(['scrub-pool'], self.client.pools)
+
+    def test_the_driver_s_own_opener_is_handed_back(self):
+        own = _compat.route_rbd_connections(self.store, self.routed)
+
+        def open_own():
+            with own():
+                pass
+
+        # The store's conf file and user, read by librados (missing).
+        error = self.assertRaises(rados.ObjectNotFound, open_own)
+        self.assertIn('conf_read_file', str(error))
+
+    def test_the_driver_s_get_connection_is_all_it_opens_with(self):
+        # delete() and get_size() both reach the cluster through it.
+        source = inspect.getsource(rbd_driver.Store)
+
+        self.assertEqual(1, source.count('rados.Rados('))
+        self.assertIn('def get_connection(self, conffile, rados_id)',
+                      source)
+
+
 # --- eventlet ---------------------------------------------------------------
 
 _STUCK_NATIVE_THREAD = '''
@@ -591,6 +651,31 @@ def test_an_exit_leaves_a_native_thread_stuck_in_tpool():
     result = run_python(_STUCK_NATIVE_THREAD, timeout=20)
 
     assert result.returncode == 0, result.stderr
+
+
+_NATIVE_LOCK = '''
+    import eventlet
+    eventlet.monkey_patch()
+
+    import threading
+
+    from eventlet import lock as green_lock
+    from eventlet import patcher
+
+    from glance import _compat
+
+    native = patcher.original('_thread').LockType
+    assert isinstance(threading.Lock(), green_lock.Lock)
+    assert isinstance(_compat.native_lock(), native)
+'''
+
+
+class TestNativeLock(testtools.TestCase):
+
+    def test_a_native_lock_after_monkey_patching(self):
+        result = run_python(_NATIVE_LOCK)
+
+        self.assertEqual(0, result.returncode, result.stderr)
 
 
 _WARNINGS_OF = '''
