@@ -28,6 +28,7 @@ the eventlet warning texts before it decides whether to monkey patch.
 
 import atexit
 import contextlib
+import functools
 import io
 import logging
 import re
@@ -125,6 +126,24 @@ def swift_delete(store, location, connection, context):
     return store.delete(location, connection=connection, context=context)
 
 
+def swift_take_tokens_from(connection, token_source):
+    """Make a swiftclient connection take its token from *token_source*.
+
+    swiftclient's Connection calls its get_auth() for (storage URL,
+    token) before its first request, and again when Swift answers 401
+    (Connection._retry, with credentials to log in with); set on the
+    instance, *token_source()* answers instead of a login of its own.
+    """
+    connection.get_auth = token_source
+
+
+def swift_token_refused(error):
+    """Whether *error* is swiftclient's for Swift's 401 Unauthorized."""
+    import swiftclient
+    return (isinstance(error, swiftclient.ClientException) and
+            error.http_status == 401)
+
+
 # What the single-tenant driver's get_connection() reads of a parsed
 # location: a user and key, or (glance_store 5.x) an application
 # credential and its project.
@@ -148,6 +167,24 @@ def rbd_connection(store):
                                 rados_id=store.user)
 
 
+def route_rbd_connections(store, connection):
+    """Make an rbd store's driver take its RADOS connections elsewhere.
+
+    The driver opens a connection for every call through its
+    get_connection(conffile, rados_id), a context manager; set on the
+    instance, *connection* (the same shape) answers instead.
+
+    :returns: what opens a connection the driver's own way, a context
+        manager: its conf file and user, rados_connect_timeout applied to
+        the connection and to each monitor and OSD operation, and its
+        errors (BackendException when the cluster cannot be reached).
+    """
+    own = store.get_connection
+    store.get_connection = connection
+    return functools.partial(own, conffile=store.conf_file,
+                             rados_id=store.user)
+
+
 def rbd_pool(store):
     """The store's pool, for ``rbd://IMAGE`` URLs that name none."""
     return store.pool
@@ -167,6 +204,20 @@ EVENTLET_DEPRECATED = r'\s*Eventlet is deprecated'
 # "eventletutils module ..."), when used in their eventlet mode; a
 # warnings filter matches its message regardless of case.
 EVENTLET_MODE_DEPRECATED = r'.*eventlet'
+
+
+def native_lock():
+    """A lock of the operating system's, even after monkey patching.
+
+    For what native threads share (eventlet.tpool's, where RBD calls run
+    on the eventlet backend): eventlet's green lock would switch green
+    threads of a hub that is not theirs.
+    """
+    if 'eventlet' in sys.modules:
+        from eventlet import patcher
+        return patcher.original('threading').Lock()
+    import threading
+    return threading.Lock()
 
 
 def let_exit_leave_native_threads():

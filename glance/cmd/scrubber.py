@@ -463,6 +463,7 @@ def main(argv=None):
             lambda: _run(admin_context, settings, stores, membership),
             exception.DatabaseUnavailable)
     finally:
+        stores.deleter.close()
         # The others take this scrubber's share at once, rather than when
         # its heartbeat has expired.
         membership.leave()

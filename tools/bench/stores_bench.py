@@ -13,7 +13,8 @@
 """Scrub throughput on real stores: Ceph RBD, and an S3 that throttles.
 
     python tools/bench/stores_bench.py [--quick] [--groups GROUP ...]
-        [--runs N] [--json FILE] [--from-json FILE] [--write-docs]
+        [--runs N] [--json FILE] [--from-json FILE] [--carry FILE]
+        [--write-docs]
 
 Each run seeds N pending_delete images in PostgreSQL with their data
 really in the store, runs one pass of the real glance-scrubber (this tree
@@ -29,9 +30,19 @@ Groups:
   and 16.
 * swift: a Swift all-in-one with Keystone (tools/backends/swift_cluster.py),
   single tenant, objects written by glance_store; pools 1, 4 and 8.
+* swift-net: the same behind proxies that add 20 ms to every request to
+  Swift and to Keystone, whose catalog names the proxied Swift; 120 images
+  of 4 KiB (40 with --quick), one of them segmented; pools 1, 4 and 8, and
+  the ceiling: tools/bench/plain_swift_client.py, plain swiftclient
+  threads sharing one token, sending the same HEAD and DELETE through the
+  same proxies. ``servers CPU``: CPU seconds of the Swift and Keystone
+  processes over the run.
 * s3-throttled: moto behind a proxy that adds 25 ms to each request and
   answers ``503 SlowDown`` above 100 requests per second; 300 images,
   pool 32. The share of throttled requests is the proxy's count.
+
+--carry FILE keeps the cells of the groups not run now from an earlier
+results file (the page names it).
 
 Pass time: this tree's summary line; upstream logs none, so its pass time
 is its wall time minus the median wall time of the same command on an
@@ -51,6 +62,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.parse
 import uuid
 
 BENCH = pathlib.Path(__file__).resolve().parent
@@ -72,9 +84,13 @@ RST_PATH = DOC_DIR / 'scrubber-stores-benchmark.rst'
 PLOTS = {'rbd': ('scrubber-rbd-throughput.png',
                  'glance-scrubber on Ceph RBD, 4 ms OSD delay, PostgreSQL'),
          'swift': ('scrubber-swift-throughput.png',
-                   'glance-scrubber on Swift with Keystone, PostgreSQL')}
+                   'glance-scrubber on Swift with Keystone, PostgreSQL'),
+         'swift-net': ('scrubber-swift-net-throughput.png',
+                       'glance-scrubber on Swift and Keystone, 20 ms per '
+                       'request, PostgreSQL')}
 RESULTS_DIR = BENCH / 'results'
-GROUPS = ('rbd', 'swift', 's3-throttled')
+GROUPS = ('rbd', 'swift', 'swift-net', 's3-throttled')
+PLAIN_SWIFT_CLIENT = BENCH / 'plain_swift_client.py'
 
 RBD_IMAGE_SIZE = 64 * 2 ** 20
 RBD_WRITTEN = 8 * 2 ** 20
@@ -83,6 +99,7 @@ RBD_CLIENT_OPTIONS = {'ms inject delay type': 'osd',
                       'ms inject delay probability': '1',
                       'rbd concurrent management ops': '1'}
 S3_LATENCY = 0.025
+SWIFT_NET_LATENCY = 0.020
 S3_RATE = 100
 BUCKET = 'glance-bench-throttled'
 SCRUBBER_MAIN = ('import sys; from glance.cmd.scrubber import main; '
@@ -92,7 +109,7 @@ SCRUBBER_MAIN = ('import sys; from glance.cmd.scrubber import main; '
 @dataclasses.dataclass
 class Cell:
     group: str
-    impl: str      # 'ours' or 'upstream'
+    impl: str      # 'ours', 'upstream' or 'ceiling' (no scrubber)
     backend: str   # 'eventlet' or 'threading'
     n: int
     pool: int
@@ -110,10 +127,9 @@ def plan(quick, groups, runs):
     for pool in (1, 4, 8, 16):
         for backend in ('threading', 'eventlet'):
             cells.append(Cell('rbd', 'ours', backend, rbd_n, pool, runs))
-        if pool in (1, 8):
-            # Upstream's scrubber has used native threads since 31.0.0.
-            cells.append(Cell('rbd', 'upstream', 'threading', rbd_n, pool,
-                              runs))
+        # Upstream's scrubber has used native threads since 31.0.0.
+        cells.append(Cell('rbd', 'upstream', 'threading', rbd_n, pool,
+                          runs))
     swift_n = 8 if quick else 32
     for pool in (1, 4, 8):
         for backend in ('threading', 'eventlet'):
@@ -122,6 +138,15 @@ def plan(quick, groups, runs):
         if pool in (1, 8):
             cells.append(Cell('swift', 'upstream', 'threading', swift_n,
                               pool, runs))
+    net_n = 40 if quick else 120
+    for pool in (1, 4, 8):
+        for backend in ('threading', 'eventlet'):
+            cells.append(Cell('swift-net', 'ours', backend, net_n, pool,
+                              runs))
+        if pool in (1, 8):
+            cells.append(Cell('swift-net', 'ceiling', 'threading', net_n,
+                              pool, runs))
+    cells.append(Cell('swift-net', 'upstream', 'threading', net_n, 8, runs))
     s3_n = 100 if quick else 300
     for backend in ('threading', 'eventlet'):
         cells.append(Cell('s3-throttled', 'ours', backend, s3_n, 32, runs))
@@ -197,6 +222,97 @@ class SwiftStore:
         self.cluster.cleanUp()
 
 
+class SwiftOverNetworkStore:
+    """Swift and Keystone each behind a proxy adding 20 ms per request.
+
+    Keystone's catalog names the proxied Swift, so whatever logs in
+    through the proxied Keystone reaches Swift through its proxy. The
+    benchmark itself seeds and checks straight at Swift. The first image
+    of each seeding is segmented (two segments of one glance_store MB).
+    """
+
+    CONTAINER = 'glance-bench-net'
+
+    def __init__(self, workdir):
+        self.cluster = swift.SwiftCluster()
+        self.cluster.setUp()
+        self.account = self.cluster.account()
+        direct = urllib.parse.urlsplit(self.account.storage_url)
+        self.swift_proxy = harness.CountingProxy(
+            '%s://%s' % (direct.scheme, direct.netloc), SWIFT_NET_LATENCY)
+        self.swift_proxy.setUp()
+        self.keystone_proxy = harness.CountingProxy(
+            self.cluster.auth_url.rsplit('/v3', 1)[0], SWIFT_NET_LATENCY)
+        self.keystone_proxy.setUp()
+        self.account.route_catalog(self.swift_proxy.endpoint)
+        self.auth_url = self.keystone_proxy.endpoint + '/v3'
+        self.reference = self.cluster.write_reference_file(
+            os.path.join(workdir, 'swift-net-store.conf'),
+            auth_url=self.auth_url)
+        self.segmented_writer = swift.GlanceStoreWriter(
+            self.cluster.write_reference_file(
+                os.path.join(workdir, 'swift-net-writer.conf')),
+            self.CONTAINER, segment_mb=1)
+        self._segmented_due = True
+
+    def configure(self, config):
+        config.set('glance_store', **swift.store_options(self.reference,
+                                                         self.CONTAINER))
+
+    def put(self, name):
+        if self._segmented_due:
+            self._segmented_due = False
+            return self.segmented_writer.put(name, b'x' * 2 * swift.STORE_MB)
+        return self.account.put(self.CONTAINER, name, b'x' * 4096)
+
+    def start_run(self):
+        self._segmented_due = True
+        self.servers_cpu_started = servers_cpu(self.cluster)
+
+    def servers_cpu(self):
+        return servers_cpu(self.cluster) - self.servers_cpu_started
+
+    def objects(self):
+        return self.account.objects(self.CONTAINER)
+
+    def left(self, urls):
+        return sum(self.account.exists(url) for url in urls)
+
+    def throttled(self):
+        return None
+
+    def close(self):
+        self.keystone_proxy.cleanUp()
+        self.swift_proxy.cleanUp()
+        self.account.close()
+        self.cluster.cleanUp()
+
+
+def servers_cpu(cluster):
+    """CPU seconds so far of every process of the cluster's daemons.
+
+    Each daemon runs in a process group of its own (gunicorn's workers
+    too), named by its pid file.
+    """
+    run_dir = os.path.join(cluster.dir, 'run')
+    groups = set()
+    for entry in os.listdir(run_dir):
+        with open(os.path.join(run_dir, entry)) as pid_file:
+            groups.add(int(pid_file.read().split()[0]))
+    ticks = os.sysconf('SC_CLK_TCK')
+    total = 0
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/stat' % pid) as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp, ..., utime, stime.
+        if int(fields[2]) in groups:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 class ThrottledS3Store:
     """moto behind the counting proxy, rate limited."""
 
@@ -234,6 +350,7 @@ class ThrottledS3Store:
 
 
 STORES = {'rbd': RbdStore, 'swift': SwiftStore,
+          'swift-net': SwiftOverNetworkStore,
           's3-throttled': ThrottledS3Store}
 
 
@@ -242,6 +359,8 @@ STORES = {'rbd': RbdStore, 'swift': SwiftStore,
 
 def run_cell(cell, store, workdir, pythons):
     os.makedirs(workdir)
+    if cell.impl == 'ceiling':
+        return run_ceiling(cell, store, workdir)
     database = databases.Database('postgresql', migrate=cell.impl == 'ours')
     database.setUp()
     try:
@@ -273,6 +392,30 @@ def run_cell(cell, store, workdir, pythons):
     return result_of(cell, idle, runs)
 
 
+def run_ceiling(cell, store, workdir):
+    """plain_swift_client.py over the same objects and proxies."""
+    runs = []
+    for attempt in range(cell.runs):
+        urls = [store.put(str(uuid.uuid4())) for _image in range(cell.n)]
+        names = os.path.join(workdir, 'names-%d' % attempt)
+        with open(names, 'w') as stream:
+            stream.write('\n'.join(store.objects()))
+        store.start_run()
+        cluster = store.cluster
+        seconds = subprocess.run(
+            [sys.executable, str(PLAIN_SWIFT_CLIENT), store.auth_url,
+             cluster.user, cluster.password, cluster.project,
+             store.CONTAINER, names, str(cell.pool)],
+            check=True, capture_output=True, text=True,
+            env=harness.scrubber_environment()).stdout.split()[-1]
+        runs.append({'exit': 0, 'wall': float(seconds), 'cpu': 0.0,
+                     'rss': 0.0, 'left': store.left(urls),
+                     'summary': {'seconds': float(seconds)},
+                     'throttled_share': None,
+                     'servers_cpu': store.servers_cpu()})
+    return result_of(cell, [], runs)
+
+
 def upstream_db_sync(python, config_path, workdir):
     code = SCRUBBER_MAIN.replace('scrubber', 'manage')
     subprocess.run([python, '-c', code, '--config-file', config_path, 'db',
@@ -295,23 +438,28 @@ def run_scrubber(cell, python, config, workdir, store, tag):
     if hasattr(store, 'start_run'):
         store.start_run()
     prefix = os.path.join(workdir, tag)
+    # This tree's glance is the tree of this file, whatever glance the
+    # venv running the benchmark has installed; upstream's is its venv's.
     env = harness.scrubber_environment({
-        harness.BACKEND_VARIABLE: cell.backend, 'PYTHONPATH': None,
+        harness.BACKEND_VARIABLE: cell.backend,
+        'PYTHONPATH': str(TREE) if cell.impl == 'ours' else None,
         'PYTHONWARNINGS': 'ignore'})
-    # Run from the work folder: the venv's glance, this tree's or
-    # upstream's, is the one imported.
+    # Run from the work folder, where no glance is.
     command = [python, '-c', SCRUBBER_MAIN, '--config-file', config.path]
     returncode, wall, cpu, rss = scrub_bench.measure(command, env, workdir,
                                                      prefix)
     with open(prefix + '.out') as out, open(prefix + '.err') as err:
         summaries = harness.parse_summaries(out.read() + err.read())
-    return {'exit': returncode, 'wall': wall, 'cpu': cpu, 'rss': rss,
-            'summary': summaries[-1] if summaries else None,
-            'throttled_share': store.throttled()}
+    run = {'exit': returncode, 'wall': wall, 'cpu': cpu, 'rss': rss,
+           'summary': summaries[-1] if summaries else None,
+           'throttled_share': store.throttled()}
+    if hasattr(store, 'servers_cpu'):
+        run['servers_cpu'] = store.servers_cpu()
+    return run
 
 
 def result_of(cell, idle, runs):
-    if cell.impl == 'ours':
+    if cell.impl != 'upstream':
         passes = [run['summary']['seconds'] for run in runs]
     else:
         startup = statistics.median(run['wall'] for run in idle)
@@ -325,7 +473,11 @@ def result_of(cell, idle, runs):
         unscrubbed=max(run['left'] for run in runs),
         exit_codes=sorted({run['exit'] for run in runs}),
         cpu_s=statistics.median(run['cpu'] for run in runs),
+        wall_s=statistics.median(run['wall'] for run in runs),
         peak_rss_mb=max(run['rss'] for run in runs))
+    if 'servers_cpu' in runs[0]:
+        result['servers_cpu_s'] = statistics.median(
+            run['servers_cpu'] for run in runs)
     shares = [run['throttled_share'] for run in runs
               if run['throttled_share'] is not None]
     if shares:
@@ -346,25 +498,40 @@ def speedups(results):
             if (r['group'], r['impl'], r['backend']) in base}
 
 
+IMPLS = {'ours': 'this tree', 'upstream': 'upstream 33.0.0',
+         'ceiling': 'plain swiftclient'}
+
+
 def rows(results):
     gains = speedups(results)
     header = ['store', 'scrubber', 'backend', 'N', 'pool', 'pass s',
               'img/s', 'x pool 1', 'not scrubbed', 'exit', 'throttled',
-              'CPU s', 'peak MB']
+              'CPU s', 'process s', 'servers CPU s', 'peak MB']
     table = [header]
     for r in results:
         gain = gains.get((r['group'], r['impl'], r['backend'], r['pool']))
         share = r.get('throttled_share')
+        scrubber = r['impl'] != 'ceiling'
         table.append([
-            r['group'], 'this tree' if r['impl'] == 'ours'
-            else 'upstream 33.0.0', r['backend'], str(r['n']),
+            r['group'], IMPLS[r['impl']], r['backend'], str(r['n']),
             str(r['pool']), '%.1f' % r['pass_s'],
             '%.2f' % r['images_per_s'],
             '%.1f' % gain if gain is not None else '',
             str(r['unscrubbed']), ','.join(map(str, r['exit_codes'])),
             '%.0f%%' % (100 * share) if share is not None else '',
-            '%.1f' % r['cpu_s'], '%.0f' % r['peak_rss_mb']])
+            '%.1f' % r['cpu_s'] if scrubber else '',
+            '%.1f' % r['wall_s'] if 'wall_s' in r and scrubber else '',
+            '%.1f' % r['servers_cpu_s'] if 'servers_cpu_s' in r else '',
+            '%.0f' % r['peak_rss_mb'] if scrubber else ''])
     return table
+
+
+def _cell(results, group, impl, backend, pool):
+    for r in results:
+        if (r['group'], r['impl'], r['backend'], r['pool']) == (
+                group, impl, backend, pool):
+            return r
+    return None
 
 
 def checks(results):
@@ -374,6 +541,16 @@ def checks(results):
     if gain is not None:
         found.append(('RBD: pool 8 at least 2.5x pool 1 on the default '
                       '(threading) backend', '%.1fx' % gain, gain >= 2.5))
+    for pool in (1, 4, 8, 16):
+        ours = _cell(results, 'rbd', 'ours', 'threading', pool)
+        upstream = _cell(results, 'rbd', 'upstream', 'threading', pool)
+        if ours and upstream:
+            found.append((
+                'RBD, pool %d: this tree at least as fast as upstream'
+                % pool, '%.2f against %.2f images/s' % (
+                    ours['images_per_s'], upstream['images_per_s']),
+                ours['images_per_s'] >= upstream['images_per_s']))
+    found.extend(_swift_net_checks(results))
     for r in results:
         if r['group'] == 's3-throttled' and r['impl'] == 'ours':
             ok = (r['unscrubbed'] == 0 and r['exit_codes'] == [0]
@@ -384,6 +561,33 @@ def checks(results):
                 '%d left, exit %s, %.0f%% throttled' % (
                     r['unscrubbed'], ','.join(map(str, r['exit_codes'])),
                     100 * r['throttled_share']), ok))
+    return found
+
+
+def _swift_net_checks(results):
+    """Swift over a network, pool 8: against pool 1, ceiling, upstream."""
+    one = _cell(results, 'swift-net', 'ours', 'threading', 1)
+    eight = _cell(results, 'swift-net', 'ours', 'threading', 8)
+    ceiling = _cell(results, 'swift-net', 'ceiling', 'threading', 8)
+    upstream = _cell(results, 'swift-net', 'upstream', 'threading', 8)
+    if not (one and eight):
+        return []
+    gain = eight['images_per_s'] / one['images_per_s']
+    measured = '%.1fx pool 1' % gain
+    met = gain >= 4
+    if ceiling:
+        share = eight['images_per_s'] / ceiling['images_per_s']
+        measured += ', %.2f of the ceiling' % share
+        met = met or share >= 0.8
+    found = [('Swift over a network, pool 8: at least 4x pool 1, or '
+              'within 0.8 of the plain swiftclient ceiling', measured, met)]
+    if upstream:
+        ratio = upstream['wall_s'] / eight['wall_s']
+        found.append(('Swift over a network, pool 8: process time at '
+                      'least 5x shorter than upstream\'s',
+                      '%.1fx (%.1f s against %.1f s)' % (
+                          ratio, eight['wall_s'], upstream['wall_s']),
+                      ratio >= 5))
     return found
 
 
@@ -417,19 +621,38 @@ def page_text(data, results_path):
     ]
     if meta.get('note'):
         lines += [meta['note'][0].upper() + meta['note'][1:] + '.', '']
+    if meta.get('carried'):
+        carried = meta['carried']
+        lines += ['The %s rows are carried over from ``%s`` (measured on '
+                  '%s with the tree of then); the others were measured on '
+                  '%s.' % (', '.join(carried['groups']), carried['from'],
+                           carried['date'], meta['date']), '']
     lines += [
         '* **rbd**: a one-node Ceph cluster (memstore OSD); images of 64 '
         'MiB with 8 MiB written, made as glance_store makes them; OSD '
         'replies delayed 4 ms on the scrubber\'s side, as a networked '
         'cluster would. ``x pool 1``: images per second over the same '
-        'scrubber and backend at pool 1.',
+        'scrubber and backend at pool 1. Upstream opens a RADOS connection '
+        'per delete; this tree keeps one per store, shared by its workers, '
+        'and looks for clones and watchers through it before each delete.',
         '* **swift**: a Swift all-in-one with Keystone '
         '(``tools/backends/swift_cluster.py``), single tenant; objects of 4 '
         'KiB written by glance_store. glance_store alone (upstream) logs in '
         'to Keystone for every delete; this tree\'s workers share '
         'connections and their tokens, so a delete is a round trip to a '
-        'local Swift and each worker\'s first login is most of a pass: '
-        'pools above 1 do not pay on this loopback Swift.',
+        'local Swift and each worker\'s first login was most of a pass '
+        '(before the workers shared one login): pools above 1 did not pay '
+        'on this loopback Swift.',
+        '* **swift-net**: the same Swift and Keystone, each behind a proxy '
+        'adding 20 ms to every request, Keystone\'s catalog naming the '
+        'proxied Swift; objects of 4 KiB, the first of each run segmented '
+        '(two segments). ``plain swiftclient``: the ceiling of this '
+        'harness: one login, then threads sharing its token and sending the '
+        'same HEAD and DELETE through the same proxies, with no database '
+        'and no glance_store (``tools/bench/plain_swift_client.py``). '
+        '``process s``: the whole process, start-up included. ``servers '
+        'CPU s``: CPU of the Swift and Keystone processes over the run, on '
+        'the same 2 cores.',
         '* **s3-throttled**: moto behind a proxy adding 25 ms per request '
         'and answering ``503 SlowDown`` above 100 requests per second. '
         '``throttled``: the share of requests the proxy answered so, '
@@ -503,7 +726,9 @@ def plot(results, group):
     figure, axes = pyplot.subplots(figsize=(8, 5), dpi=110)
     series = (('ours', 'threading', 'this tree, threading (default)', 's-'),
               ('ours', 'eventlet', 'this tree, eventlet', 'o-'),
-              ('upstream', 'threading', 'upstream 33.0.0', 'v-'))
+              ('upstream', 'threading', 'upstream 33.0.0', 'v-'),
+              ('ceiling', 'threading', 'plain swiftclient, one token '
+               '(ceiling)', 'k--'))
     pools = set()
     for impl, backend, label, style in series:
         cells = sorted((r for r in results if r['group'] == group and
@@ -539,6 +764,8 @@ def parse_args(argv):
     parser.add_argument('--runs', type=int)
     parser.add_argument('--json', help='save the results there')
     parser.add_argument('--from-json', help='report saved results')
+    parser.add_argument('--carry', help='keep the cells of the groups not '
+                        'run now from this earlier results file')
     parser.add_argument('--write-docs', action='store_true')
     return parser.parse_args(argv)
 
@@ -574,6 +801,21 @@ def run_all(args):
     return {'meta': meta, 'results': results}
 
 
+def carry(data, path):
+    """Add the cells of the groups not measured now from *path*."""
+    with open(path) as saved:
+        earlier = json.load(saved)
+    measured = {r['group'] for r in data['results']}
+    kept = [r for r in earlier['results'] if r['group'] not in measured]
+    groups = [group for group in GROUPS
+              if any(r['group'] == group for r in kept)]
+    data['results'] = sorted(data['results'] + kept,
+                             key=lambda r: GROUPS.index(r['group']))
+    data['meta']['carried'] = {'from': os.path.basename(path),
+                               'date': earlier['meta']['date'],
+                               'groups': groups}
+
+
 def save(path, results):
     if path:
         with open(path, 'w') as saved:
@@ -587,6 +829,8 @@ def main(argv=None):
         data = pages.load(results_path)
     else:
         data = run_all(args)
+        if args.carry:
+            carry(data, args.carry)
         results_path = args.json or RESULTS_DIR / ('stores-%s.json'
                                                    % data['meta']['date'])
         pages.save(results_path, data)

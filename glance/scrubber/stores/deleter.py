@@ -121,11 +121,15 @@ class StoreDeleter:
     :param calls: the calls.StoreCalls that runs each store call
         (backend, ``scrub_store_timeout``); by default unbounded, in the
         caller's native thread.
+    :param rbd_stores: an rbd.SharedRbdStores serving the RBD locations
+        (one store instance and cluster connection each, and the in-use
+        look); by default a new one.
     """
 
     def __init__(self, context, store_layout=None, encryption_key=None,
                  datadirs=None, data_users=None, s3_stores=None,
-                 swift_stores=None, gate=None, calls=None):
+                 swift_stores=None, gate=None, calls=None,
+                 rbd_stores=None):
         self._context = context
         self._layout = store_layout or layout.StoreLayout()
         self._multistore = self._layout.multistore
@@ -136,7 +140,13 @@ class StoreDeleter:
         self._swift_stores = swift_stores
         self.gate = gate or store_gate.StoreGate(UNBOUNDED)
         self.calls = calls or store_calls.StoreCalls()
+        self._rbd_stores = rbd_stores or rbd.SharedRbdStores(
+            self._multistore)
         self._library_errors = _store_library_errors()
+
+    def close(self):
+        """Let go of the store connections kept open (RBD clusters)."""
+        self._rbd_stores.close()
 
     def start_pass(self):
         """Forget what an earlier pass learnt of the stores."""
@@ -226,13 +236,18 @@ class StoreDeleter:
         """The store glance_store would delete *url* with."""
         if not self._multistore:
             return glance_store.get_store_from_uri(url)
+        return glance_store.get_store_from_store_identifier(
+            self._named_backend(url, backend))
+
+    def _named_backend(self, url, backend):
+        """The multi-store backend of a location, or NotFound."""
         if backend:
-            return glance_store.get_store_from_store_identifier(backend)
+            return backend
         # As glance_store.delete() does without a backend.
         name = self._layout.backend_for_url(url)
         if name is None:
             raise store_exceptions.NotFound()
-        return glance_store.get_store_from_store_identifier(name)
+        return name
 
     def data_present(self, location):
         """Whether the store still has a location's data (for a restore).
@@ -283,8 +298,10 @@ class StoreDeleter:
     def _send_delete(self, url, backend):
         if layout.scheme(url) == layout.RBD_SCHEME:
             # glance_store would break an image in use before refusing.
-            rbd.check_not_in_use(self._store_for(url, backend), url)
-        if self._s3_stores and self._s3_stores.handles(url, backend):
+            if self._multistore:
+                backend = self._named_backend(url, backend)
+            self._rbd_stores.delete(url, backend, self._context)
+        elif self._s3_stores and self._s3_stores.handles(url, backend):
             self._s3_stores.delete(url, backend, self._context)
         elif self._swift_stores and self._swift_stores.handles(url,
                                                                backend):

@@ -10,9 +10,22 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Whether an RBD image is in use, asked before glance_store deletes it.
+"""RBD: one cluster connection per store, and the in-use look.
 
-glance_store's rbd driver deletes in steps: it unprotects and removes the
+glance_store's rbd driver is not reusable in glance_store's sense: each
+call of its top-level helpers loads and configures a new store instance
+(which, for a named backend, connects to the cluster to read its fsid),
+and each call of an instance opens a new RADOS connection (a monitor
+handshake and the maps: most of a delete on a networked cluster) and
+shuts it down after. The scrubber keeps one instance per store and one
+connection per instance for the life of the process, opened at the first
+delete and shared by every worker (librados is thread-safe); the driver
+uses it too (glance._compat.route_rbd_connections). It is opened by the
+driver's own code, so ``rados_connect_timeout`` (which the scrubber
+defaults to ``scrub_store_timeout``) bounds the connection and each of
+its monitor and OSD operations.
+
+glance_store's delete goes in steps: it unprotects and removes the
 image's snapshot, then removes the image. Two uses of an image slip
 through those steps:
 
@@ -25,19 +38,23 @@ through those steps:
   removed before the image refuses, so the data stays but can no longer
   be cloned, nor the image restored.
 
-So the image is looked at first, with the store's own connection
-settings: clones of any of its snapshots (in any format, in the trash or
-not) or watchers make it in use, and nothing is touched. A clone made
-between the look and the delete is still refused by the driver in format
-1; in format 2 that window of a few milliseconds remains.
+So the image is looked at first, through the same connection: clones of
+any of its snapshots (in any format, in the trash or not) or watchers make
+it in use, and nothing is touched. A clone made between the look and the
+delete is still refused by the driver in format 1; in format 2 that
+window of a few milliseconds remains.
 """
 
+import contextlib
 import urllib.parse
 
+import glance_store
 from glance_store import exceptions as store_exceptions
+from oslo_config import cfg
 
 from glance import _compat
 from glance.i18n import _
+from glance.scrubber.stores import urls
 
 try:
     import rbd
@@ -56,23 +73,119 @@ class ImageInUse(store_exceptions.InUseByStore):
         return self.reason
 
 
-def check_not_in_use(store, url):
-    """Raise ImageInUse when the image of *url* has clones or watchers.
+class SharedRbdStores:
+    """Deletes RBD locations through one store instance and connection each.
 
-    :param store: the glance_store rbd Store that would delete it.
-    :param url: an ``rbd://`` location URL.
-    A missing image passes: the delete then reports it not found.
+    On the eventlet backend every RBD call runs in a native thread
+    (stores.calls), so the locks the calls take are native ones.
+
+    :param multistore: locations name their backend (``enabled_backends``);
+        otherwise the URL scheme picks the single rbd store.
+    :param conf: the configuration glance_store parses locations with.
     """
-    pool, name = _pool_and_image(store, url)
-    with _compat.rbd_connection(store) as client:
-        with client.open_ioctx(pool) as ioctx:
-            try:
-                # Read-only: a watch of our own would make it "in use".
-                with rbd.Image(ioctx, name, read_only=True) as image:
-                    clones = _clones(image)
-                    watchers = len(list(image.watchers_list()))
-            except rbd.ImageNotFound:
-                return
+
+    def __init__(self, multistore=False, conf=None):
+        self._conf = conf if conf is not None else cfg.CONF
+        self._multistore = multistore
+        # Taken by the workers on either backend: native.
+        self._lock = _compat.native_lock()
+        self._stores = {}
+
+    def delete(self, url, backend, context):
+        """Delete one location's data unless the image is in use.
+
+        :param backend: the location's backend (multi-store), or None.
+        :raises ImageInUse: the image has clones or watchers; nothing was
+            deleted. glance_store's own errors pass on.
+        """
+        store, cluster = self._store(url, backend)
+        location = urls.parse(url, backend if self._multistore else None,
+                              self._conf)
+        pool, name = _pool_and_image(store, url)
+        with cluster.connection() as client:
+            with client.open_ioctx(pool) as ioctx:
+                _check_image(ioctx, name)
+        # Through the same connection, routed to the driver.
+        return store.delete(location, context=context)
+
+    def close(self):
+        """Shut the connections down, but those a call still uses.
+
+        A call the scrubber gave up on (scrub_store_timeout) may still be
+        inside librados: that connection is left to the process's exit.
+
+        :returns: how many connections were left open.
+        """
+        with self._lock:
+            clusters = [cluster for _store, cluster in self._stores.values()]
+        return sum(not cluster.close() for cluster in clusters)
+
+    def _store(self, url, backend):
+        with self._lock:
+            if backend not in self._stores:
+                store = self._load_store(url, backend)
+                self._stores[backend] = (store, _SharedCluster(store))
+            return self._stores[backend]
+
+    def _load_store(self, url, backend):
+        if self._multistore:
+            return glance_store.get_store_from_store_identifier(backend)
+        return glance_store.get_store_from_uri(url)
+
+
+class _SharedCluster:
+    """One store's RADOS connection: opened at first use, then shared."""
+
+    def __init__(self, store):
+        self._lock = _compat.native_lock()
+        self._client = None
+        self._closing = None
+        self._users = 0
+        self._open_own = _compat.route_rbd_connections(store,
+                                                       self.connection)
+
+    @contextlib.contextmanager
+    def connection(self, conffile=None, rados_id=None):
+        """The shared rados.Rados (the driver's get_connection's shape).
+
+        Opening it under the lock: the workers of a pass's start wait for
+        one connection instead of each making its own.
+        """
+        with self._lock:
+            if self._client is None:
+                self._open()
+            self._users += 1
+            client = self._client
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._users -= 1
+
+    def _open(self):
+        opened = self._open_own()
+        self._client = opened.__enter__()
+        self._closing = opened
+
+    def close(self):
+        """Shut the connection down unless a call is still inside it."""
+        with self._lock:
+            if self._users:
+                return False
+            if self._client is not None:
+                self._client = None
+                self._closing.__exit__(None, None, None)
+            return True
+
+
+def _check_image(ioctx, name):
+    try:
+        # Read-only: a watch of our own would make it "in use".
+        with rbd.Image(ioctx, name, read_only=True) as image:
+            clones = _clones(image)
+            watchers = len(list(image.watchers_list()))
+    except rbd.ImageNotFound:
+        return
     if clones:
         raise ImageInUse(_('RBD image %(name)s has %(count)d clone(s), '
                            'e.g. %(clone)s') % {

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Swift connections kept and reused by the scrub workers.
+"""Swift connections and Keystone logins shared by the scrub workers.
 
 glance_store's single-tenant swift driver makes a new swiftclient
 connection for every call it is not handed one, and a new connection
@@ -19,16 +19,22 @@ DELETE of about 10 ms each, costs a token of a few hundred milliseconds,
 and Keystone, not Swift, sets the pace of a pool of workers.
 
 The driver's delete takes the connection to use. A swiftclient connection
-keeps its token (and logs in again when Swift refuses it) but is not
-safe to share between threads, so each is leased to one worker at a time
-and given back after the call; one is opened only when all are busy.
-Connections are kept per store and per credentials of the location,
-which is all a connection depends on. The multi-tenant store is left to
-glance_store: its connections carry the token of the request's context.
+is not safe to share between threads, so each is leased to one worker at
+a time and given back after the call; one is opened only when all are
+busy. Connections are kept per store and per credentials of the location,
+which is all a connection depends on.
+
+A token, unlike a connection, can be shared: the connections of one set
+of credentials take theirs from one SharedLogin, which logs in to
+Keystone once for the process. When Swift refuses a token (401, expired
+or revoked), swiftclient asks the connection for a new one; the first
+worker to ask logs in again, and the others that saw the same token
+refused take the new one. The multi-tenant store is left to glance_store:
+its connections carry the token of the request's context.
 
 This module is the one place that hands the driver a connection, through
-glance._compat, whose tests pin the driver behaviour it relies on; the
-functional tests run it against a real Swift.
+glance._compat, whose tests pin the driver and swiftclient behaviour it
+relies on; the functional tests run it against a real Swift and Keystone.
 """
 
 import collections
@@ -44,6 +50,68 @@ from glance.scrubber.stores import layout
 from glance.scrubber.stores import urls
 
 
+class SharedLogin:
+    """One Keystone login for a set of credentials, shared by connections.
+
+    :param log_in: makes the login: returns (storage URL, token).
+    """
+
+    def __init__(self, log_in):
+        self._log_in = log_in
+        self._lock = threading.Lock()
+        self._current = None
+        self.logins = 0
+
+    def credentials(self, refused=None):
+        """(storage URL, token): the current ones, or a new login.
+
+        :param refused: what the caller was handed before and Swift
+            refused; a login is made only if it is still the current one
+            (workers that saw the same token refused make one login).
+        """
+        with self._lock:
+            if self._current is None or self._current == refused:
+                # Under the lock: the other workers wait for this login
+                # rather than make their own.
+                self._current = self._log_in()
+                self.logins += 1
+            return self._current
+
+    def forget(self, refused):
+        """Swift refused these credentials: the next caller logs in."""
+        with self._lock:
+            if self._current == refused:
+                self._current = None
+
+
+class _TokenSource:
+    """A connection's way to its token: the shared login of its credentials.
+
+    swiftclient asks a connection for credentials before its first
+    request and again after Swift answered 401 to them.
+    """
+
+    def __init__(self, login):
+        self._login = login
+        self._handed = None
+
+    def __call__(self):
+        self._handed = self._login.credentials(refused=self._handed)
+        return self._handed
+
+    def refused(self):
+        """Swift refused the token and swiftclient did not ask again."""
+        self._login.forget(self._handed)
+
+
+class _Connection:
+    """A swiftclient connection and where it takes its token from."""
+
+    def __init__(self, client, token_source):
+        self.client = client
+        self.token_source = token_source
+
+
 class SharedSwiftConnections:
     """Deletes Swift locations with connections the workers take turns on.
 
@@ -51,6 +119,7 @@ class SharedSwiftConnections:
         otherwise the URL scheme picks the single Swift store.
     :param swift_backends: with multistore, the backends of type swift.
     :param conf: the configuration glance_store parses locations with.
+    :ivar opened: connections opened so far.
     """
 
     def __init__(self, multistore=False, swift_backends=(), conf=None):
@@ -61,12 +130,19 @@ class SharedSwiftConnections:
         self._parse_lock = threading.Lock()
         self._stores = {}
         self._idle = collections.defaultdict(list)
+        self._logins = {}
         self.opened = 0
 
     @classmethod
     def from_config(cls, conf, store_layout):
         return cls(store_layout.multistore,
                    store_layout.named_backends(layout.SWIFT_TYPE), conf)
+
+    @property
+    def logins(self):
+        """Keystone logins made so far, for every set of credentials."""
+        with self._lock:
+            return sum(login.logins for login in self._logins.values())
 
     def handles(self, url, backend):
         """Whether this location is on a single-tenant Swift store."""
@@ -116,21 +192,36 @@ class SharedSwiftConnections:
             idle = self._idle[key]
             connection = idle.pop() if idle else None
         if connection is None:
-            connection = _compat.swift_connection(store, location, context)
-            with self._lock:
-                self.opened += 1
+            connection = self._open(key, store, location, context)
         try:
-            yield connection
+            yield connection.client
         except store_exceptions.GlanceStoreException:
             # An answer of the store (not found, ...): the connection is
             # sound.
             self._give_back(key, connection)
             raise
-        except Exception:
+        except Exception as error:
+            if _compat.swift_token_refused(error):
+                connection.token_source.refused()
             # Whatever state a failure left it in is not passed on.
-            connection.close()
+            connection.client.close()
             raise
         self._give_back(key, connection)
+
+    def _open(self, key, store, location, context):
+        with self._lock:
+            login = self._logins.get(key)
+            if login is None:
+                # The login is made by a connection of the driver's, with
+                # the driver's settings (auth version, domains, region).
+                login = self._logins[key] = SharedLogin(
+                    _compat.swift_connection(store, location,
+                                             context).get_auth)
+            self.opened += 1
+        token_source = _TokenSource(login)
+        client = _compat.swift_connection(store, location, context)
+        _compat.swift_take_tokens_from(client, token_source)
+        return _Connection(client, token_source)
 
     def _give_back(self, key, connection):
         with self._lock:

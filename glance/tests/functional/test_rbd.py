@@ -101,6 +101,44 @@ def test_a_backlog_in_rbd_is_scrubbed_in_parallel(database, config,
                 b'x' * scenario.IMAGE_SIZE
 
 
+# One RADOS client per log file: Ceph expands $cctid to the id of each
+# client's context (one per rados.Rados).
+CLIENT_LOGS = {'log file': '%s/client.$pid.$cctid.log',
+               'debug rados': '1'}
+
+
+@pytest.mark.parametrize('backend', ('threading', 'eventlet'),
+                         indirect=True)
+def test_the_workers_share_one_cluster_connection(
+        database, config, ceph_cluster, rbd_pool, glance_rbd, backend,
+        tmp_path):
+    """One connection for the start-up check, one for every delete.
+
+    glance_store alone opens a RADOS connection per delete, and the
+    in-use look before it one more.
+    """
+    logs = tmp_path / 'rados-clients'
+    logs.mkdir()
+    options = {name: value % logs if '%s' in value else value
+               for name, value in CLIENT_LOGS.items()}
+    ceph.use_rbd_store(config, ceph_cluster)
+    config.set('glance_store', rbd_store_ceph_conf=ceph.client_conf(
+        ceph_cluster, tmp_path / 'scrubber-ceph.conf', options))
+    config.set('DEFAULT', scrub_pool_size=4)
+    images = images_in(glance_rbd, 12)
+    seed.insert(database.engine, images)
+
+    run = fixtures.run_scrubber(config, env=backend)
+
+    check_clean_pass(run, found=12, scrubbed=12, locations_deleted=12,
+                     bytes_reclaimed=12 * len(DATA))
+    for image in images:
+        assert not rbd_pool.exists(only_url(image))
+    # At most: a context freed may leave its id to the next one.
+    clients = sorted(path.name for path in logs.iterdir())
+    assert len(clients) <= 2, clients
+
+
 # --- (b) open by another client -------------------------------------------
 
 

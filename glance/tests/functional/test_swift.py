@@ -19,6 +19,7 @@ checked with plain HTTP requests to Swift.
 """
 
 import os
+import urllib.parse
 import uuid
 
 import glance_store
@@ -208,3 +209,93 @@ def test_deletes_share_one_connection_and_its_token(
     with pytest.raises(store_exceptions.NotFound):
         shared.delete(urls[0], None, context=None)
     assert shared.opened == 1
+
+
+# --- one Keystone login per process -----------------------------------------
+
+LOGIN_DELAY = 0.02
+
+
+def logins(keystone):
+    """The logins that went through a proxy in front of Keystone."""
+    return [request for request in keystone.requests
+            if request.method == 'POST' and
+            request.path.rstrip('/').endswith('/auth/tokens')]
+
+
+@pytest.fixture
+def keystone_proxy(swift_cluster):
+    """Keystone behind a proxy that counts and delays (20 ms) requests."""
+    origin = swift_cluster.auth_url.rsplit('/v3', 1)[0]
+    proxy = fixtures.CountingProxy(origin, delay=LOGIN_DELAY)
+    proxy.setUp()
+    yield proxy
+    proxy.cleanUp()
+
+
+@pytest.fixture
+def counted_config(config, tmp_path, swift_cluster, keystone_proxy,
+                   container):
+    """The swift store, logging in to Keystone through keystone_proxy."""
+    reference = swift_cluster.write_reference_file(
+        tmp_path / 'swift-store-proxied.conf',
+        auth_url=keystone_proxy.endpoint + '/v3')
+    config.set('glance_store', filesystem_store_datadir=None,
+               **swift.store_options(reference, container))
+    return config
+
+
+def test_the_workers_share_one_keystone_login(
+        database, counted_config, keystone_proxy, swift_account,
+        reference_file, container):
+    """Eight workers, one token: a login per worker would be eight."""
+    writer = swift.GlanceStoreWriter(reference_file, container)
+    pending = [swift_image(writer) for _image in range(16)]
+    seed.insert(database.engine, pending)
+
+    run = fixtures.run_scrubber(counted_config.set('DEFAULT',
+                                                   scrub_pool_size=8))
+
+    assert run.returncode == 0, run.describe()
+    assert scenario.summary_counts(run.summary)['scrubbed'] == 16, \
+        run.describe()
+    assert swift_account.objects(container) == []
+    assert len(logins(keystone_proxy)) == 1, run.describe()
+
+
+def test_a_refused_token_is_renewed_by_one_login(
+        database, counted_config, keystone_proxy, swift_cluster,
+        swift_account, reference_file, container):
+    """Swift refuses the first token: eight workers, one login more.
+
+    A proxy in front of Swift (``swift_store_endpoint``) answers 401, as
+    Swift does to an expired or revoked token, until a second login has
+    reached Keystone.
+    """
+    writer = swift.GlanceStoreWriter(reference_file, container)
+    pending = [swift_image(writer) for _image in range(16)]
+    seed.insert(database.engine, pending)
+    storage = urllib.parse.urlsplit(swift_account.storage_url)
+    swift_proxy = fixtures.CountingProxy('%s://%s' % (storage.scheme,
+                                                      storage.netloc))
+    swift_proxy.setUp()
+    try:
+        swift_proxy.fail_requests(
+            lambda method, path: len(logins(keystone_proxy)) < 2,
+            status=401)
+        counted_config.set('glance_store', swift_store_endpoint=(
+            swift_proxy.endpoint + storage.path))
+
+        run = fixtures.run_scrubber(counted_config.set('DEFAULT',
+                                                       scrub_pool_size=8))
+
+        refused = [request for request in swift_proxy.requests
+                   if request.status == 401]
+    finally:
+        swift_proxy.cleanUp()
+    assert run.returncode == 0, run.describe()
+    assert scenario.summary_counts(run.summary)['scrubbed'] == 16, \
+        run.describe()
+    assert swift_account.objects(container) == []
+    assert len(refused) >= 1
+    assert len(logins(keystone_proxy)) == 2, run.describe()

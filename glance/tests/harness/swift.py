@@ -65,15 +65,19 @@ class SwiftCluster(backend_tool.ToolServers):
         self.project = servers['project']
         self.domain = servers['domain']
 
-    def write_reference_file(self, path):
-        """A swift_store_config_file naming this cluster as REFERENCE."""
+    def write_reference_file(self, path, auth_url=None):
+        """A swift_store_config_file naming this cluster as REFERENCE.
+
+        :param auth_url: Keystone's ``/v3`` URL as the scrubber reaches
+            it (through a proxy, say); by default its own.
+        """
         with open(path, 'w') as target:
             target.write('[%s]\n' % REFERENCE)
             for name, value in (
                     ('user', '%s:%s' % (self.project, self.user)),
                     ('key', self.password),
                     ('auth_version', '3'),
-                    ('auth_address', self.auth_url),
+                    ('auth_address', auth_url or self.auth_url),
                     ('user_domain_id', self.domain),
                     ('project_domain_id', self.domain)):
                 target.write('%s = %s\n' % (name, value))
@@ -128,6 +132,7 @@ class SwiftAccount:
     def __init__(self, cluster):
         self._session = requests.Session()
         self._session.trust_env = False
+        self._auth_url = cluster.auth_url
         token, self.storage_url = self._log_in(cluster)
         self._session.headers['X-Auth-Token'] = token
 
@@ -150,6 +155,41 @@ class SwiftAccount:
             for endpoint in service['endpoints']
             if endpoint['interface'] == 'public')
         return response.headers['X-Subject-Token'], storage_url
+
+    def put(self, container, name, data):
+        """Store an object as glance_store stores a small image.
+
+        :returns: its ``swift+config://REFERENCE/CONTAINER/NAME`` URL.
+        """
+        self._session.put(self._url(container), timeout=HTTP_TIMEOUT
+                          ).raise_for_status()
+        self._session.put(self._url(container, name), data=data,
+                          timeout=HTTP_TIMEOUT).raise_for_status()
+        return 'swift+config://%s/%s/%s' % (
+            REFERENCE, urllib.parse.quote(container, safe=''),
+            urllib.parse.quote(name, safe=''))
+
+    def route_catalog(self, storage_origin):
+        """Name *storage_origin* (``http://host:port``) in the catalog.
+
+        Every object-store endpoint of Keystone's catalog then points
+        there (a proxy in front of Swift, say): clients that take the
+        storage URL from their token reach Swift through it.
+        """
+        auth_url = self._auth_url
+        token = self._session.headers['X-Auth-Token']
+        endpoints = self._session.get(
+            auth_url + '/endpoints', headers={'X-Auth-Token': token},
+            timeout=HTTP_TIMEOUT)
+        endpoints.raise_for_status()
+        for endpoint in endpoints.json()['endpoints']:
+            if '/v1/AUTH_' not in endpoint['url']:
+                continue
+            path = endpoint['url'][endpoint['url'].index('/v1/AUTH_'):]
+            self._session.patch(
+                auth_url + '/endpoints/' + endpoint['id'],
+                json={'endpoint': {'url': storage_origin + path}},
+                timeout=HTTP_TIMEOUT).raise_for_status()
 
     def _url(self, container, name=None):
         path = [container] + ([name] if name is not None else [])

@@ -26,6 +26,7 @@ looked at in a Python of its own.
 
 import ast
 import contextlib
+import http.server
 import inspect
 import io
 import json
@@ -34,6 +35,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import threading
 
 import boto3
 from botocore import awsrequest
@@ -430,6 +432,90 @@ class TestSwiftDriver(testtools.TestCase):
                           ('DELETE', 'images', 'image-1')], connection.calls)
 
 
+class RefusingSwift(http.server.BaseHTTPRequestHandler):
+    """Answers HEAD: 401 to the token ``stale``, 200 to any other."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def do_HEAD(self):
+        refused = self.headers.get('X-Auth-Token') == 'stale'
+        self.server.tokens.append(self.headers.get('X-Auth-Token'))
+        self.send_response(401 if refused else 200)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+class TestSwiftConnectionTokens(testtools.TestCase):
+    """swiftclient asks get_auth() before a first request and after 401."""
+
+    def setUp(self):
+        super().setUp()
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                 RefusingSwift)
+        server.tokens = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.server = server
+        self.storage_url = 'http://127.0.0.1:%d/v1/AUTH_images' % (
+            server.server_address[1])
+        self.handed = []
+
+    def connection(self):
+        # Credentials, as the single-tenant driver's connections have:
+        # swiftclient asks again after a 401 only when it has some.
+        connection = swiftclient.Connection(
+            'http://%s/v3/' % NOWHERE, 'alice', 'secret', retries=1,
+            starting_backoff=0, auth_version='3')
+        self.addCleanup(connection.close)
+        return connection
+
+    def token_source(self, *tokens):
+        tokens = list(tokens)
+
+        def source():
+            self.handed.append(tokens[0])
+            return self.storage_url, tokens.pop(0)
+        return source
+
+    def test_the_first_request_takes_the_token_source_s_token(self):
+        connection = self.connection()
+        _compat.swift_take_tokens_from(connection,
+                                       self.token_source('fresh'))
+
+        connection.head_object('images', 'image-1')
+        connection.head_object('images', 'image-2')
+
+        self.assertEqual(['fresh'], self.handed)
+        self.assertEqual(['fresh', 'fresh'], self.server.tokens)
+
+    def test_a_401_asks_the_token_source_again(self):
+        connection = self.connection()
+        _compat.swift_take_tokens_from(connection,
+                                       self.token_source('stale', 'fresh'))
+
+        connection.head_object('images', 'image-1')
+
+        self.assertEqual(['stale', 'fresh'], self.handed)
+        self.assertEqual(['stale', 'fresh'], self.server.tokens)
+
+    def test_a_401_it_gives_up_on_is_a_refused_token(self):
+        connection = self.connection()
+        _compat.swift_take_tokens_from(connection,
+                                       self.token_source('stale', 'stale'))
+
+        error = self.assertRaises(swiftclient.ClientException,
+                                  connection.head_object, 'images',
+                                  'image-1')
+
+        self.assertTrue(_compat.swift_token_refused(error))
+        self.assertFalse(_compat.swift_token_refused(
+            swiftclient.ClientException('gone', http_status=404)))
+
+
 # --- glance_store's RBD driver ----------------------------------------------
 
 
@@ -484,6 +570,65 @@ class TestRBDDriver(testtools.TestCase):
         self.assertIn('conf_read_file', str(raised))
 
 
+class RoutedClient:
+    """What a routed rbd driver is handed: it records the pool opened."""
+
+    def __init__(self):
+        self.pools = []
+
+    def open_ioctx(self, pool):
+        self.pools.append(pool)
+        raise LookupError('routed')
+
+
+class TestRbdConnectionsRouted(testtools.TestCase):
+    """The driver opens each connection through its get_connection()."""
+
+    def setUp(self):
+        super().setUp()
+        require_rados()
+        self.conf_file = self.useFixture(
+            fixtures.TempDir()).join('missing-ceph.conf')
+        self.conf = configured(stores=['rbd'], default_store='rbd',
+                               rbd_store_pool='scrub-pool',
+                               rbd_store_user='scrubber',
+                               rbd_store_ceph_conf=self.conf_file,
+                               rados_connect_timeout=1)
+        self.store = glance_store.get_store_from_scheme('rbd')
+        self.client = RoutedClient()
+
+    @contextlib.contextmanager
+    def routed(self, conffile, rados_id):
+        yield self.client
+
+    def test_the_driver_s_delete_takes_the_routed_connection(self):
+        _compat.route_rbd_connections(self.store, self.routed)
+        location = store_location.get_location_from_uri(
+            'rbd://fsid/scrub-pool/image-1/snap', conf=self.conf)
+
+        self.assertRaises(LookupError, self.store.delete, location)
+        self.assertEqual(['scrub-pool'], self.client.pools)
+
+    def test_the_driver_s_own_opener_is_handed_back(self):
+        own = _compat.route_rbd_connections(self.store, self.routed)
+
+        def open_own():
+            with own():
+                pass
+
+        # The store's conf file and user, read by librados (missing).
+        error = self.assertRaises(rados.ObjectNotFound, open_own)
+        self.assertIn('conf_read_file', str(error))
+
+    def test_the_driver_s_get_connection_is_all_it_opens_with(self):
+        # delete() and get_size() both reach the cluster through it.
+        source = inspect.getsource(rbd_driver.Store)
+
+        self.assertEqual(1, source.count('rados.Rados('))
+        self.assertIn('def get_connection(self, conffile, rados_id)',
+                      source)
+
+
 # --- eventlet ---------------------------------------------------------------
 
 _STUCK_NATIVE_THREAD = '''
@@ -502,6 +647,31 @@ _STUCK_NATIVE_THREAD = '''
         pass
     _compat.let_exit_leave_native_threads()
 '''
+
+
+_NATIVE_LOCK = '''
+    import eventlet
+    eventlet.monkey_patch()
+
+    import threading
+
+    from eventlet import lock as green_lock
+    from eventlet import patcher
+
+    from glance import _compat
+
+    native = patcher.original('_thread').LockType
+    assert isinstance(threading.Lock(), green_lock.Lock)
+    assert isinstance(_compat.native_lock(), native)
+'''
+
+
+class TestNativeLock(testtools.TestCase):
+
+    def test_a_native_lock_after_monkey_patching(self):
+        result = run_python(_NATIVE_LOCK)
+
+        self.assertEqual(0, result.returncode, result.stderr)
 
 
 _WARNINGS_OF = '''
