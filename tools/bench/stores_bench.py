@@ -686,8 +686,11 @@ def figures(data):
     """{name: text} of the figures the guide may quote (check_pages.py).
 
     stores-GROUP-IMPL-BACKEND-poolN-rate: images per second; -xpool1:
-    over the same scrubber and backend at pool 1; -throttled: the share
-    of requests answered 503, the worst run (s3-throttled).
+    over the same scrubber and backend at pool 1; -pass and -per-image:
+    pass seconds, in all and per image; -wall: the process's seconds;
+    -vs-upstream and -of-ceiling: images per second over upstream's, or
+    the plain client's, at the same pool; -throttled: the share of
+    requests answered 503, the worst run (s3-throttled).
     """
     results = data['results']
     named = {}
@@ -702,6 +705,19 @@ def figures(data):
         if alone:
             named[name + '-xpool1'] = '%.1fx' % (
                 result['images_per_s'] / alone[0]['images_per_s'])
+        named[name + '-pass'] = '%.1f' % result['pass_s']
+        named[name + '-per-image'] = '%.3f' % (result['pass_s'] /
+                                               result['n'])
+        if result.get('wall_s'):
+            named[name + '-wall'] = '%.1f' % result['wall_s']
+        for other, suffix in (('upstream', '-vs-upstream'),
+                              ('ceiling', '-of-ceiling')):
+            peers = [peer for peer in results
+                     if (peer['group'], peer['impl'], peer['pool']) ==
+                     (result['group'], other, result['pool'])]
+            if peers and result['impl'] == 'ours':
+                named[name + suffix] = '%.2f' % (
+                    result['images_per_s'] / peers[0]['images_per_s'])
         if result.get('throttled_share') is not None:
             named[name + '-throttled'] = '%.1f%%' % (
                 100 * result['throttled_share'])
