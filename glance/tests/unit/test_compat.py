@@ -287,6 +287,23 @@ def test_a_retry_hook_sees_each_answer_and_false_stops_the_retries(
     assert seen == [(503, 'SlowDown')]
 
 
+def test_a_retry_hook_sees_a_store_out_of_reach_and_false_stops_retries(
+        s3_store):
+    client = _compat.pin_s3_client(s3_store)  # NOWHERE refuses connections
+    seen = []
+
+    def hook(caught_exception=None, **kwargs):
+        seen.append(type(caught_exception).__name__)
+        return False
+
+    _compat.on_s3_retry_decision(client, hook)
+
+    with pytest.raises(boto_exceptions.EndpointConnectionError):
+        delete_one(client)
+
+    assert seen == ['EndpointConnectionError']
+
+
 def test_a_retry_hook_that_answers_none_leaves_the_retry_to_botocore(
         s3_store):
     # The control of the test above: botocore does retry this answer.

@@ -1024,6 +1024,20 @@ class TestRestore(ScrubberTestCase):
         self.assertEqual([('pending_delete', True)] * 2,
                          self.location_rows(image))
 
+    def test_restore_when_the_store_does_not_answer_is_unavailable(self):
+        image = self.insert(pending_image('img', count=2))[0]
+        deleter = RecordingDeleter(silent_urls={urls_of(image)[1]})
+
+        error = self.assertRaises(exception.StoreUnavailable,
+                                  scrubber.restore, self.context, image.id,
+                                  self.lock_path, deleter)
+
+        self.assertIn('store fake: no answer for', str(error))
+        self.assertIn('stays pending_delete', str(error))
+        self.assertEqual('pending_delete', self.status_of(image))
+        self.assertEqual([('pending_delete', True)] * 2,
+                         self.location_rows(image))
+
     def test_restore_of_unknown_or_active_image_is_refused(self):
         active = self.insert(seed.Image(status='active', deleted=False))[0]
         deleter = RecordingDeleter()
