@@ -291,11 +291,12 @@ def show_backlog(admin_context, settings):
 def run_once(the_scrubber):
     _on_stop_signals(the_scrubber.stop)
     summary = the_scrubber.run_once()
-    if summary.aborted:
-        _say(summary.aborted)
-    elif not summary.succeeded:
-        # The log may be on stdout or in a file: cron mails stderr.
-        _say(_unfinished(summary))
+    # The log may be on stdout or in a file: cron mails stderr, one line.
+    said = [summary.aborted] if summary.aborted else []
+    if summary.failed or summary.left_claimed or summary.given_back:
+        said.append(_unfinished(summary))
+    if said:
+        _say('; '.join(said))
     return EXIT_OK if summary.succeeded else EXIT_IMAGES_FAILED
 
 
@@ -309,7 +310,10 @@ def _unfinished(summary):
         parts.append(_('%d images stay claimed until a later pass takes '
                        'them over (scrub_claim_timeout)')
                      % summary.left_claimed)
-
+    if summary.given_back:
+        parts.append(_('%d images claimed and never attempted were given '
+                       'back: pending_delete and restorable, for the next '
+                       'pass') % summary.given_back)
     return _('%s; the log says why') % '; '.join(parts)
 
 

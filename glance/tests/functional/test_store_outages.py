@@ -164,3 +164,100 @@ def test_a_transient_503_at_start_is_sent_again_not_refused(
     assert scenario.summary_counts(run.summary)['scrubbed'] == 3
     assert s3_bucket.keys() == []
     assert [request.status for request in proxy.requests[:2]] == [503, 503]
+
+
+# --- mid-pass ---------------------------------------------------------------
+
+IMAGES = 120
+ANSWERED = 40  # deletes the store answers before it goes silent
+POOL_SIZE = 4
+TRIP_AFTER = 3  # glance.scrubber.breaker.StoreBreaker.TRIP_AFTER
+# The store goes silent: the calls in flight time out within one bound,
+# those started meanwhile within two; then the pass ends. Room for start-up
+# of nothing (it is over), the last records and a loaded machine.
+ENDS_WITHIN = TRIP_AFTER * STORE_TIMEOUT + 8
+
+
+class SilentAfterDeletes:
+    """A proxy predicate: every request is held once *count* DELETEs passed.
+
+    :ivar silent_since: when the first request was held (time.monotonic()).
+    """
+
+    def __init__(self, count):
+        self._left = count
+        self._lock = threading.Lock()
+        self.silent_since = None
+
+    def __call__(self, method, path):
+        with self._lock:
+            if self._left > 0:
+                self._left -= method == 'DELETE'
+                return False
+            if self.silent_since is None:
+                self.silent_since = time.monotonic()
+            return True
+
+
+def said_about(run, phrase):
+    """The images the log names in lines holding *phrase*."""
+    return {line.split('Image ', 1)[1].split(' ', 1)[0]
+            for line in run.output.splitlines()
+            if 'Image ' in line and phrase in line}
+
+
+@on_both_backends
+def test_a_store_that_goes_silent_mid_pass_stops_it_and_gives_back(
+        backend, database, config, proxy, s3_bucket):
+    images = s3_images(config, proxy.endpoint, s3_bucket, IMAGES,
+                       proxy.netloc)
+    seed.insert(database.engine, images)
+    config.set('DEFAULT', scrub_pool_size=POOL_SIZE)
+    silent = SilentAfterDeletes(ANSWERED)
+    proxy.hold(silent)
+
+    run, _elapsed = timed_run(config, backend=backend)
+    ended = time.monotonic()
+
+    assert run.returncode == 1, run.describe()
+    assert 'Traceback' not in run.output, run.describe()
+    assert ended - silent.silent_since < ENDS_WITHIN, (
+        ended - silent.silent_since, run.describe())
+    counts = scenario.summary_counts(run.summary)
+    given_back = counts.get('given_back', 0)
+    left_claimed = counts['left_claimed']
+    assert (counts['scrubbed'], counts['failed']) == (ANSWERED, 0), \
+        run.describe()
+    assert 1 <= left_claimed <= TRIP_AFTER + POOL_SIZE - 1, run.describe()
+    assert given_back >= 1, run.describe()
+
+    # The log names each image given back and each left claimed; the
+    # database agrees, image by image.
+    named_given_back = said_about(run, 'given back')
+    named_left_claimed = said_about(run, 'left claimed')
+    assert len(named_given_back) == given_back, run.describe()
+    assert len(named_left_claimed) == left_claimed, run.describe()
+    for image_id in named_given_back:
+        assert seed.image_status(database.engine, image_id).status == \
+            'pending_delete'
+    for image_id in named_left_claimed:
+        assert seed.image_status(database.engine, image_id).status == \
+            'deleted'
+    assert seed.count_images(database.engine, 'pending_delete') == \
+        IMAGES - ANSWERED - left_claimed
+    assert len(s3_bucket.keys()) == IMAGES - ANSWERED
+
+    # One line on stderr says what stopped the pass and which is which.
+    said = run.stderr.splitlines()
+    assert len(said) == 1, run.describe()
+    assert 'the store s3 stopped answering' in said[0], run.describe()
+    assert '%d images stay claimed' % left_claimed in said[0]
+    assert '%d images claimed and never attempted were given back' % \
+        given_back in said[0]
+
+    # Given back means restorable, at once.
+    proxy.release()
+    restore = fixtures.run_scrubber(config, '--restore',
+                                    sorted(named_given_back)[0], env=backend,
+                                    timeout=RUN_TIMEOUT)
+    assert restore.returncode == 0, restore.describe()

@@ -1154,15 +1154,16 @@ class LosingMembership(coordination.Alone):
 def counted(summary):
     """Every image a summary puts in a count, added up by hand."""
     return (summary.scrubbed + summary.failed + summary.skipped +
-            summary.in_use + summary.left_claimed)
+            summary.in_use + summary.left_claimed + summary.given_back)
 
 
 class TestEveryImageFoundIsCounted(ScrubberTestCase):
-    """found == scrubbed + failed + skipped + in_use + left_claimed.
+    """Every image found is in exactly one count of the summary.
 
-    However the pass ends: complete, stopped, tripped, cut off from the
-    coordination backend, unable to claim or to record, left behind by a
-    database that stopped answering.
+    found == scrubbed + failed + skipped + in_use + left_claimed +
+    given_back, however the pass ends: complete, stopped, tripped, cut off
+    from the coordination backend, unable to claim or to record, left
+    behind by a database that stopped answering.
     """
 
     def assertAddsUp(self, summary):
@@ -1366,13 +1367,13 @@ class TestSummary(testtools.TestCase):
                                    in_use=1, locations_deleted=6,
                                    bytes_reclaimed=4096, seconds=2.0,
                                    throttled=3, concurrency=5,
-                                   left_claimed=1)
+                                   left_claimed=1, given_back=2)
 
         self.assertEqual(
             'found=8 scrubbed=4 failed=1 skipped=1 in_use=1 '
             'locations_deleted=6 bytes_reclaimed=4096 seconds=2.00 '
             'images_per_second=2.0 throttled=3 concurrency=5 '
-            'left_claimed=1 claimed_elsewhere=0',
+            'left_claimed=1 claimed_elsewhere=0 given_back=2',
             summary.describe())
         self.assertEqual(0.0, scrubber.Summary().images_per_second)
 
@@ -1384,9 +1385,9 @@ class TestSummary(testtools.TestCase):
                 claim, result, deletions=[(1, Deletion.DELETED)],
                 bytes_reclaimed=10))
 
-        self.assertEqual((1, 1, 0, 1, 1, 4, 40), (
+        self.assertEqual((1, 1, 0, 1, 1, 1, 5, 50), (
             summary.scrubbed, summary.failed, summary.skipped,
-            summary.in_use, summary.left_claimed,
+            summary.in_use, summary.left_claimed, summary.given_back,
             summary.locations_deleted, summary.bytes_reclaimed))
         self.assertEqual(len(scrubber.Result), summary.accounted)
 
