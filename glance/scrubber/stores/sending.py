@@ -66,6 +66,8 @@ _UNREACHABLE = (ConnectionError,) + _library_classes((
     ('botocore.exceptions', ('EndpointConnectionError',
                              'ConnectTimeoutError')),
     ('requests.exceptions', ('ConnectionError',)),
+    # Swift's logins to Keystone.
+    ('keystoneauth1.exceptions', ('ConnectionError',)),
     ('rados', ('ConnectionShutdown',)),
 ))
 # The request may have reached the store, which did not answer in time.

@@ -17,6 +17,7 @@ import threading
 
 from botocore import exceptions as boto_exceptions
 from glance_store import exceptions as store_exceptions
+from keystoneauth1 import exceptions as keystone_exceptions
 import requests
 import testtools
 
@@ -41,7 +42,8 @@ class TestOutageOf(testtools.TestCase):
                 boto_exceptions.EndpointConnectionError(
                     endpoint_url='http://s3'),
                 boto_exceptions.ConnectTimeoutError(endpoint_url='http://s3'),
-                requests.ConnectionError('refused')):
+                requests.ConnectionError('refused'),
+                keystone_exceptions.ConnectFailure('Keystone refused')):
             self.assertOutage(errors.StoreUnavailable, error)
 
     def test_a_server_error_is_unavailable(self):
