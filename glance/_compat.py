@@ -102,7 +102,9 @@ def on_s3_retry_decision(client, hook):
     """Call *hook* first when botocore decides whether to retry.
 
     botocore's 'needs-retry.s3' event: *hook(response=(http, parsed))*
-    returns False to stop retrying, None to leave it to botocore.
+    for an answer, *hook(caught_exception=error)* for a request that got
+    none (a read timeout, a connection refused); it returns False to stop
+    retrying, None to leave it to botocore.
     """
     client.meta.events.register_first('needs-retry.s3', hook)
 

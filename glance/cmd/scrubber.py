@@ -33,6 +33,10 @@ Exit codes, each with its constant below and the word the pages give it:
   start, or a restore refused; nothing was deleted, no image changed.
 * 3 (EXIT_BUSY) busy: --restore refused because a scrub pass or another
   restore holds the scrub lock on this host.
+* 4 (EXIT_STORE_UNAVAILABLE) unavailable: a store did not answer within
+  scrub_store_timeout or could not be reached, at start (its check) or
+  under --restore (the look-up of the data); refused, nothing was
+  deleted, no image changed: try again once the store answers.
 
 1 rather than 2 when the database goes away after the start: 2 promises
 that nothing began, and a listing was under way, a restore may have been
@@ -67,6 +71,7 @@ from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
 from glance.scrubber.stores import s3
+from glance.scrubber.stores import sending
 from glance.scrubber.stores import swift
 from glance.scrubber.stores import urls
 
@@ -77,6 +82,7 @@ EXIT_OK = 0
 EXIT_IMAGES_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_BUSY = 3
+EXIT_STORE_UNAVAILABLE = 4
 
 
 def register_opts(conf):
@@ -172,10 +178,13 @@ def build_store_side(admin_context, settings, store_layout):
             reason=_('cannot make an S3 client: %s') % error)
     if clients:
         LOG.info('%d S3 client(s) ready for %d workers', clients, workers)
-    store_checks.check_stores(store_layout, shared_s3)
+    gate = _store_gate(settings, workers)
+    calls = store_calls.StoreCalls(glance_cmd.BACKEND,
+                                   settings.scrub_store_timeout, workers)
+    store_checks.check_stores(store_layout, shared_s3,
+                              sending.StoreSender(gate, calls))
     data_users = data_users_index.DataUsers(
         urls.LocationUrls(settings.metadata_encryption_key))
-    gate = _store_gate(settings, workers)
     deleter = store_deleter.StoreDeleter(
         admin_context, store_layout=store_layout,
         encryption_key=settings.metadata_encryption_key,
@@ -184,9 +193,7 @@ def build_store_side(admin_context, settings, store_layout):
         data_users=data_users, s3_stores=shared_s3,
         swift_stores=swift.SharedSwiftConnections.from_config(
             CONF, store_layout),
-        gate=gate,
-        calls=store_calls.StoreCalls(glance_cmd.BACKEND,
-                                     settings.scrub_store_timeout, workers))
+        gate=gate, calls=calls)
     return StoreSide(deleter, data_users, gate)
 
 
@@ -207,10 +214,14 @@ def restore(admin_context, image_id, lock_path, deleter):
     restored, error = _attempt(
         lambda: scrubber.restore(admin_context, image_id, lock_path,
                                  deleter),
-        exception.ScrubberBusy, exception.NotFound, exception.Conflict)
+        exception.ScrubberBusy, exception.NotFound, exception.Conflict,
+        exception.StoreUnavailable)
     if isinstance(error, exception.ScrubberBusy):
         _fail(error)
         return EXIT_BUSY
+    if isinstance(error, exception.StoreUnavailable):
+        _fail(error)
+        return EXIT_STORE_UNAVAILABLE
     if error is not None:
         _fail(error)
         return EXIT_REFUSED
@@ -280,11 +291,12 @@ def show_backlog(admin_context, settings):
 def run_once(the_scrubber):
     _on_stop_signals(the_scrubber.stop)
     summary = the_scrubber.run_once()
-    if summary.aborted:
-        _say(summary.aborted)
-    elif not summary.succeeded:
-        # The log may be on stdout or in a file: cron mails stderr.
-        _say(_unfinished(summary))
+    # The log may be on stdout or in a file: cron mails stderr, one line.
+    said = [summary.aborted] if summary.aborted else []
+    if summary.failed or summary.left_claimed or summary.given_back:
+        said.append(_unfinished(summary))
+    if said:
+        _say('; '.join(said))
     return EXIT_OK if summary.succeeded else EXIT_IMAGES_FAILED
 
 
@@ -298,6 +310,10 @@ def _unfinished(summary):
         parts.append(_('%d images stay claimed until a later pass takes '
                        'them over (scrub_claim_timeout)')
                      % summary.left_claimed)
+    if summary.given_back:
+        parts.append(_('%d images claimed and never attempted were given '
+                       'back: pending_delete and restorable, for the next '
+                       'pass') % summary.given_back)
     return _('%s; the log says why') % '; '.join(parts)
 
 
@@ -441,7 +457,8 @@ def _start(argv):
     return settings, admin_context
 
 
-REFUSALS = (exception.InvalidConfiguration, exception.DatabaseUnavailable)
+REFUSALS = (exception.InvalidConfiguration, exception.DatabaseUnavailable,
+            exception.StoreUnavailable)
 
 
 def main(argv=None):
@@ -503,6 +520,8 @@ def _run(admin_context, settings, stores, membership):
 
 def _refused(error):
     _fail(error)
+    if isinstance(error, exception.StoreUnavailable):
+        return EXIT_STORE_UNAVAILABLE
     return EXIT_REFUSED
 
 

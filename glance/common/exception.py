@@ -44,6 +44,10 @@ class InvalidConfiguration(GlanceException):
     message = _("Invalid configuration: %(reason)s")
 
 
+class StoreUnavailable(GlanceException):
+    message = _("Store unavailable: %(reason)s")
+
+
 class DatabaseUnavailable(GlanceException):
     message = _("Cannot use the database at %(url)s: %(reason)s")
 

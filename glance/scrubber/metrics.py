@@ -51,7 +51,8 @@ FILE_MODE = 0o644
 
 # The results a pass counts, as the Summary attributes that hold them
 # (Summary.OUTCOME_COUNTS): every image a pass found is in one of them.
-RESULTS = ('scrubbed', 'failed', 'skipped', 'in_use', 'left_claimed')
+RESULTS = ('scrubbed', 'failed', 'skipped', 'in_use', 'left_claimed',
+           'given_back')
 
 
 @dataclasses.dataclass(frozen=True)

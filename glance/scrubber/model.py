@@ -35,6 +35,10 @@ class Result(enum.Enum):
     # (deleted, with pending_delete locations) until a later pass takes
     # the claim over, scrub_claim_timeout after it was made.
     LEFT_CLAIMED = 'left claimed'
+    # Never attempted: the pass stopped (its store stopped answering)
+    # before a worker took the image up; the claim is given back and the
+    # image is pending_delete, restorable, as before the pass.
+    GIVEN_BACK = 'given back'
 
 
 @dataclasses.dataclass
@@ -78,6 +82,11 @@ class Outcome:
         """Not finished, and the claim must not be given back."""
         self.claim_kept = True
         self.fail(reason)
+
+    def give_back(self, reason):
+        """Not attempted: nothing of its data was touched."""
+        self.result = Result.GIVEN_BACK
+        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +141,13 @@ class Summary:
     # not found by this pass, so in none of OUTCOME_COUNTS.
     claimed_elsewhere: int = 0
     first_takeable_at: datetime.datetime = None
+    # Images this pass claimed and gave back without touching their data:
+    # it stopped (glance.scrubber.breaker) before a worker took them up.
+    # They are pending_delete again, restorable, for the next pass.
+    given_back: int = 0
 
     OUTCOME_COUNTS = ('scrubbed', 'failed', 'skipped', 'in_use',
-                      'left_claimed')
+                      'left_claimed', 'given_back')
 
     @property
     def images_per_second(self):
@@ -152,7 +165,8 @@ class Summary:
         Images in use are kept on purpose, skipped ones were not this
         pass's to scrub: neither is a failure.
         """
-        return not (self.failed or self.left_claimed or self.aborted)
+        return not (self.failed or self.left_claimed or self.given_back or
+                    self.aborted)
 
     def note_claims_elsewhere(self, elsewhere):
         self.claimed_elsewhere = elsewhere.count
@@ -165,6 +179,8 @@ class Summary:
             self.failed += 1
         elif outcome.result is Result.LEFT_CLAIMED:
             self.left_claimed += 1
+        elif outcome.result is Result.GIVEN_BACK:
+            self.given_back += 1
         else:  # Result.IN_USE
             self.in_use += 1
         self.locations_deleted += len(outcome.deletions)
@@ -196,10 +212,10 @@ class Summary:
         return ('found=%d scrubbed=%d failed=%d skipped=%d in_use=%d '
                 'locations_deleted=%d bytes_reclaimed=%d seconds=%.2f '
                 'images_per_second=%.1f throttled=%d concurrency=%d '
-                'left_claimed=%d claimed_elsewhere=%d' % (
+                'left_claimed=%d claimed_elsewhere=%d given_back=%d' % (
                     self.found, self.scrubbed, self.failed, self.skipped,
                     self.in_use, self.locations_deleted,
                     self.bytes_reclaimed, self.seconds,
                     self.images_per_second, self.throttled,
                     self.concurrency, self.left_claimed,
-                    self.claimed_elsewhere))
+                    self.claimed_elsewhere, self.given_back))

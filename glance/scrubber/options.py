@@ -147,9 +147,10 @@ Related options:
     cfg.IntOpt('scrub_store_timeout', default=600, min=0, max=MAX_SECONDS,
                help=_("""
 The longest time, in seconds, one store call may take: the delete of one
-location's data (or, for ``--restore``, the look-up of it).
+location's data, the look-up of each S3 bucket and RBD pool at start, and
+for ``--restore`` the look-up of the image's data.
 
-A call that gives no answer in time fails its image: the reason is
+A delete that gives no answer in time fails its image: the reason is
 logged, the image is not scrubbed in this pass, the pass goes on with the
 other images and exits 1. The timed-out call cannot be interrupted and may
 still delete the data later, so the image is not handed back to
@@ -159,6 +160,13 @@ once the claim is ``scrub_claim_timeout`` old. The default leaves room for
 the delete of a large RBD image or a Swift object of thousands of
 segments, while a hung store still cannot hold a pass for more than ten
 minutes; keep it well below ``scrub_claim_timeout``.
+
+A store that leaves three calls in a row unanswered (timed out, or
+unreachable, or answering with server errors) stops the pass: it claims
+no more images and gives back, untouched and restorable, those it had
+claimed and not started. At start, or under ``--restore``, such a store
+is refused with exit status 4 ("store unavailable") within about this
+bound.
 
 When set, it is also the default of glance_store's
 ``rados_connect_timeout`` for the RBD stores where that option is unset,

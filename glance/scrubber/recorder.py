@@ -150,6 +150,10 @@ def _log_outcome(outcome):
                   'pass takes it over (scrub_claim_timeout); it cannot be '
                   'restored meanwhile: %(reason)s',
                   {'id': outcome.image_id, 'reason': outcome.reason})
+    elif outcome.result is model.Result.GIVEN_BACK:
+        LOG.warning('Image %(id)s given back, pending_delete and restorable '
+                    'again: %(reason)s',
+                    {'id': outcome.image_id, 'reason': outcome.reason})
     elif outcome.result is model.Result.IN_USE:
         LOG.warning('Image %(id)s kept, its data is in use; left '
                     'pending_delete for a later pass: %(reason)s',
@@ -193,11 +197,13 @@ class Progress:
                  '%(in_use)d in use, %(in_flight)d in flight, %(mib).1f MiB '
                  'reclaimed in %(elapsed).0f s; store: %(throttled)d '
                  'requests throttled, %(concurrency)d at once; '
-                 '%(left_claimed)d left claimed',
+                 '%(left_claimed)d left claimed, %(given_back)d given back',
+
                  {'found': summary.found, 'scrubbed': summary.scrubbed,
                   'failed': summary.failed, 'skipped': summary.skipped,
                   'in_use': summary.in_use, 'in_flight': in_flight,
                   'left_claimed': summary.left_claimed,
+                  'given_back': summary.given_back,
                   'throttled': summary.throttled,
                   'concurrency': summary.concurrency,
                   'mib': summary.bytes_reclaimed / units.Mi,

@@ -38,6 +38,8 @@ def restore(context, image_id, lock_path, deleter):
     :raises ScrubberBusy: a pass or a restore on this host holds the lock.
     :raises NotFound, Conflict: see db_api.find_restorable; Conflict too
         when no location has data left, or the store cannot tell.
+    :raises StoreUnavailable: a store did not answer the look-up within
+        ``scrub_store_timeout``, or could not be reached; nothing changed.
     """
     lock = scrub_lock.ScrubLock(lock_path, scrub_lock.RESTORE)
     if not lock.acquire(blocking=False):
@@ -59,6 +61,12 @@ def _locations_with_data(deleter, candidate):
     for location in candidate.locations:
         try:
             found = deleter.data_present(location)
+        except errors.StoreOutage as outage:
+            raise exception.StoreUnavailable(reason=_(
+                'store %(store)s: %(error)s; image %(image)s not restored, '
+                'it stays pending_delete: try again once the store answers')
+                % {'store': outage.store, 'error': outage,
+                   'image': candidate.image_id})
         except errors.LocationError as error:
             raise exception.Conflict(
                 _('Image %(image)s not restored: location %(id)s: '

@@ -30,6 +30,7 @@ one ended, so passes never overlap.
 """
 
 import datetime
+import functools
 import itertools
 import threading
 import time
@@ -44,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 from glance.common.exception import one_line
 from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
+from glance.scrubber import breaker
 from glance.scrubber import claims
 from glance.scrubber import coordination
 from glance.scrubber import lock as scrub_lock
@@ -230,6 +232,7 @@ class Scrubber:
         progress = recorder.Progress(self.report_interval, started,
                                      self._metrics)
         guard = recorder.NotFoundGuard(self._not_found_ratio)
+        store_breaker = breaker.StoreBreaker(self._deleter.outages)
         records = recorder.Recorder(self._context, summary, guard,
                                     self._membership)
         LOG.info('Scrub pass starting: %(size)d at once on %(backend)s',
@@ -244,9 +247,12 @@ class Scrubber:
         in_flight = set()
         database_failure = None
         executor = self._executors(self.pool_size)
+        # Once the breaker trips, the images claimed and not yet taken up
+        # are given back untouched.
+        scrub = functools.partial(self._worker, breaker=store_breaker)
         try:
             candidates = self._proposed(queue)
-            while not self._stop_taking(guard):
+            while not self._stop_taking(guard, store_breaker):
                 size = self._claim_size(progress)
                 # Images claimed beyond those the workers are on.
                 waiting = len(in_flight) - self.pool_size
@@ -267,7 +273,7 @@ class Scrubber:
                     database_failure = _database_gone(error)
                     break
                 for claim in claims:
-                    in_flight.add(executor.submit(self._worker, claim))
+                    in_flight.add(executor.submit(scrub, claim))
         finally:
             # However the loop ended, every image claimed is waited for and
             # recorded before the pass returns.
@@ -278,8 +284,8 @@ class Scrubber:
             # The workers are idle now: no need to wait for their threads
             # to notice the shutdown.
             executor.shutdown(wait=False)
-        summary.aborted = (guard.verdict() or self._lost_coordination() or
-                           database_failure)
+        summary.aborted = (guard.verdict() or store_breaker.verdict() or
+                           self._lost_coordination() or database_failure)
         summary.seconds = time.monotonic() - started
         self._note_pacing(summary)
         # The file first: whoever waits for the summary line finds the
@@ -323,12 +329,13 @@ class Scrubber:
         return max(self.pool_size,
                    min(self.MAX_CLAIM, int(pace * self.CLAIM_AHEAD)))
 
-    def _stop_taking(self, guard):
+    def _stop_taking(self, guard, store_breaker):
         if self.stopping:
             LOG.info('Stop requested (%s): taking no more images, finishing '
                      'the images in flight', self._stop_reason or 'stop')
             return True
-        return guard.tripped or bool(self._membership.lost)
+        return (guard.tripped or store_breaker.tripped or
+                bool(self._membership.lost))
 
     def _claim(self, queue, batch, summary):
         """Claim *batch* on the primary; the images it may scrub.

@@ -35,8 +35,16 @@ class Worker:
     def __init__(self, deleter):
         self._deleter = deleter
 
-    def __call__(self, claim):
+    def __call__(self, claim, breaker=None):
+        """Scrub one claimed image; its model.Outcome.
+
+        :param breaker: the pass's breaker.StoreBreaker: once it has
+            tripped, the image is given back untouched.
+        """
         outcome = model.Outcome(claim)
+        if breaker is not None and breaker.tripped:
+            outcome.give_back(breaker.reason_not_attempted())
+            return outcome
         try:
             self._scrub(claim, outcome)
         except Exception as error:  # noqa: BLE001 - reported, not hidden

@@ -20,12 +20,15 @@ and leave the data orphaned where it really is. Two checks stop that:
 
 * at start, each configured store must be one that can hold the data:
   the file datadirs exist before glance_store is loaded, the S3 buckets
-  and RBD pools exist (check_datadirs(), check_stores());
+  and RBD pools exist (check_datadirs(), check_stores()); a store that
+  does not answer in time or cannot be reached is not a configuration
+  error but an outage, refused as such (StoreUnavailable);
 * during a pass, the recorder's NotFoundGuard watches the first deletes
   and stops the pass when too many of them find nothing
   (glance.scrubber.recorder).
 """
 
+import functools
 import os
 
 import glance_store
@@ -34,7 +37,9 @@ from glance_store import capabilities
 from glance import _compat
 from glance.common import exception
 from glance.i18n import _
+from glance.scrubber.stores import errors
 from glance.scrubber.stores import layout
+from glance.scrubber.stores import sending
 
 
 def check_datadirs(conf, store_layout):
@@ -53,17 +58,31 @@ def check_datadirs(conf, store_layout):
                 'does not create it') % datadir)
 
 
-def check_stores(store_layout, s3_stores):
+def check_stores(store_layout, s3_stores, sender=None):
     """Refuse an S3 bucket or an RBD pool that does not exist.
 
+    The look-ups are store requests like any other: throttled answers are
+    sent again by the gate, each look-up is bounded by
+    ``scrub_store_timeout``.
+
     :param s3_stores: the SharedS3Stores that will serve the S3 locations.
+    :param sender: the sending.StoreSender of the command; by default one
+        that lets everything through, unbounded.
     :raises InvalidConfiguration: a bucket or pool is missing, or cannot
         be looked up.
+    :raises StoreUnavailable: a store did not answer in time, or could
+        not be reached.
     """
-    for problem in s3_stores.missing_buckets():
-        raise exception.InvalidConfiguration(reason=problem)
-    for problem in _missing_rbd_pools(store_layout):
-        raise exception.InvalidConfiguration(reason=problem)
+    sender = sender or sending.StoreSender()
+    try:
+        for problem in s3_stores.missing_buckets(sender):
+            raise exception.InvalidConfiguration(reason=problem)
+        for problem in _missing_rbd_pools(store_layout, sender):
+            raise exception.InvalidConfiguration(reason=problem)
+    except errors.StoreOutage as outage:
+        raise exception.StoreUnavailable(reason=_(
+            'store %(store)s: %(error)s; nothing was deleted, try again '
+            'once it answers') % {'store': outage.store, 'error': outage})
 
 
 def _configured_stores(store_layout, of_type=None):
@@ -101,18 +120,22 @@ def check_can_delete(store_layout):
                 % {'name': name, 'type': kind})
 
 
-def _rbd_stores(store_layout):
-    return [store for _name, _kind, store in
-            _configured_stores(store_layout, layout.RBD_TYPE)]
+def _pool_exists(store, pool):
+    with _compat.rbd_connection(store) as connection:
+        return connection.pool_exists(pool)
 
 
-def _missing_rbd_pools(store_layout):
-    for store in _rbd_stores(store_layout):
+def _missing_rbd_pools(store_layout, sender):
+    for name, _kind, store in _configured_stores(store_layout,
+                                                 layout.RBD_TYPE):
         pool = _compat.rbd_pool(store)
         conf_file = _compat.rbd_conf_file(store)
         try:
-            with _compat.rbd_connection(store) as connection:
-                exists = connection.pool_exists(pool)
+            exists = sender.send(layout.RBD_SCHEME,
+                                 functools.partial(_pool_exists, store, pool),
+                                 store=name)
+        except errors.StoreOutage:
+            raise
         except Exception as error:  # noqa: BLE001 - librados' many errors
             yield _('cannot reach the RBD cluster of %(conf)s: %(error)s') % {
                 'conf': conf_file, 'error': exception.one_line(error)}

@@ -41,12 +41,10 @@ from glance.scrubber.stores import errors
 from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
 from glance.scrubber.stores import rbd
+from glance.scrubber.stores import sending
 from glance.scrubber.stores import urls
 
-# A throttled delete is sent again, after growing waits (0.1 s doubling,
-# at most 10 s: about a minute in all), before its image fails.
-STORE_ATTEMPTS = 10
-UNBOUNDED = 2 ** 31
+UNBOUNDED = sending.UNBOUNDED
 
 
 class Deletion(enum.Enum):
@@ -142,6 +140,9 @@ class StoreDeleter:
         self.calls = calls or store_calls.StoreCalls()
         self._rbd_stores = rbd_stores or rbd.SharedRbdStores(
             self._multistore)
+        self._sender = sending.StoreSender(self.gate, self.calls)
+        # Which store has left its last calls without an answer.
+        self.outages = self._sender.outages
         self._library_errors = _store_library_errors()
 
     def close(self):
@@ -152,6 +153,7 @@ class StoreDeleter:
         """Forget what an earlier pass learnt of the stores."""
         self._datadirs.forget()
         self.gate.start_pass()
+        self.outages.forget()
 
     def url_of(self, value):
         """The URL a stored location value holds (decrypted if need be)."""
@@ -162,7 +164,9 @@ class StoreDeleter:
 
         :returns: a Deletion.
         :raises LocationError: nothing was deleted, or the data may still
-            be there; the reason is the message.
+            be there; the reason is the message. StoreTimeout and
+            StoreUnavailable (naming the store) when the store is out of
+            reach.
         :raises LocationInUse: the store keeps the data because it is in
             use; nothing was deleted.
         """
@@ -170,8 +174,7 @@ class StoreDeleter:
         if self.data_users.users_besides(digest, image_id):
             return Deletion.SHARED
         try:
-            self.gate.call(lambda: self._delete_url(url, backend),
-                           STORE_ATTEMPTS)
+            self._send(url, backend, lambda: self._send_delete(url, backend))
         except store_exceptions.NotFound:
             if self.data_users.claimed_together(digest):
                 return Deletion.GONE_WITH_ANOTHER
@@ -252,13 +255,13 @@ class StoreDeleter:
     def data_present(self, location):
         """Whether the store still has a location's data (for a restore).
 
+        :raises StoreOutage: the store is out of reach.
         :raises LocationError: the store cannot tell.
         """
         url = self.url_of(location.url)
         backend = self._backend_of(location) if self._multistore else None
         try:
-            self.calls.run(layout.scheme(url),
-                           lambda: self._get_size(url, backend))
+            self._send(url, backend, lambda: self._get_size(url, backend))
         except store_exceptions.NotFound:
             return False
         except (store_exceptions.GlanceStoreException,
@@ -291,9 +294,10 @@ class StoreDeleter:
                 url, backend, context=self._context)
         return glance_store.get_size_from_backend(url, context=self._context)
 
-    def _delete_url(self, url, backend):
-        self.calls.run(layout.scheme(url),
-                       lambda: self._send_delete(url, backend))
+    def _send(self, url, backend, request):
+        """request() to the store of a location, its outages counted."""
+        return self._sender.send(layout.scheme(url), request,
+                                 store=self._layout.store_name(url, backend))
 
     def _send_delete(self, url, backend):
         if layout.scheme(url) == layout.RBD_SCHEME:

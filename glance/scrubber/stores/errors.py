@@ -21,5 +21,22 @@ class LocationInUse(Exception):
     """The store keeps the data because something uses it (RBD clones)."""
 
 
-class StoreTimeout(LocationError):
+class StoreOutage(LocationError):
+    """The store, not the location, failed: it is silent or unavailable.
+
+    :ivar store: the name of the store (its backend name with
+        ``enabled_backends``, else its type), once the deleter knows it.
+    """
+
+    store = None
+
+
+class StoreTimeout(StoreOutage):
     """A store call gave no answer in time; it may still be running."""
+
+
+class StoreUnavailable(StoreOutage):
+    """The store could not be reached, or answered with a server error.
+
+    The call is over: unlike a timeout, nothing is left running.
+    """

@@ -53,7 +53,7 @@ def is_throttled(error):
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if _code(error) in THROTTLE_CODES or \
-                _status(error) in THROTTLE_STATUSES:
+                http_status(error) in THROTTLE_STATUSES:
             return True
         error = error.__cause__ or error.__context__
     return False
@@ -66,7 +66,8 @@ def _code(error):
     return None
 
 
-def _status(error):
+def http_status(error):
+    """The HTTP status a store client error carries, or None."""
     status = getattr(error, 'http_status', None)
     if status is not None:
         return status

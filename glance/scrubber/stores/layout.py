@@ -42,6 +42,15 @@ def scheme(url):
     return url.partition(':')[0]
 
 
+def type_of_scheme(url_scheme):
+    """The store type that serves a URL scheme (the scheme if unknown)."""
+    for kind, schemes in ((FILE_TYPE, FILE_SCHEMES), (S3_TYPE, S3_SCHEMES),
+                          (SWIFT_TYPE, SWIFT_SCHEMES)):
+        if url_scheme in schemes:
+            return kind
+    return url_scheme
+
+
 @dataclasses.dataclass(frozen=True)
 class StoreLayout:
     """The configured backends, as (name, type) pairs in their order.
@@ -92,6 +101,15 @@ class StoreLayout:
             if url.startswith(kind):
                 return name
         return None
+
+    def store_name(self, url, backend=None):
+        """The name logs and summaries give the store serving a location.
+
+        The backend name with multi-store, the store type otherwise.
+        """
+        if self.multistore:
+            return backend or self.backend_for_url(url) or scheme(url)
+        return type_of_scheme(scheme(url))
 
 
 # --- file stores: the data directories -------------------------------------

@@ -47,6 +47,7 @@ from glance import _compat
 from glance.i18n import _
 from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
+from glance.scrubber.stores import sending
 from glance.scrubber.stores import urls
 
 # The single store serves every S3 scheme with one configuration.
@@ -58,21 +59,36 @@ class _SharedStore:
 
     def __init__(self, store):
         client = _compat.pin_s3_client(store)
-        _compat.on_s3_retry_decision(client, _no_retry_when_throttled)
+        _compat.on_s3_retry_decision(client, _no_retry_when_out_of_reach)
         self.store = store
         self.client = client
         self.capacity = _compat.s3_client_connections(client)
         self.users = 0
 
 
-def _no_retry_when_throttled(response=None, **kwargs):
-    """botocore's needs-retry hook: throttled answers are not retried.
+# What botocore retries and the pass must see at once: the store does not
+# answer, or cannot be reached.
+_OUT_OF_REACH = (boto_exceptions.ReadTimeoutError,
+                 boto_exceptions.ConnectTimeoutError,
+                 boto_exceptions.EndpointConnectionError)
+
+
+def _no_retry_when_out_of_reach(response=None, caught_exception=None,
+                                **kwargs):
+    """botocore's needs-retry hook: throttled or silent, no retry.
 
     botocore would send a throttled request again at once, hiding the
     answer from the pass; the pass's StoreGate lowers its concurrency
-    and sends it again later instead. False ends botocore's retry
-    handling for this answer; None leaves it to botocore.
+    and sends it again later instead. A request the store did not answer
+    in time, or a store that cannot be reached, botocore would try again
+    up to four times with waits between: one store call would outlast
+    ``scrub_store_timeout`` several times over in the thread left to it,
+    and the pass's breaker could not count one timeout as one. False
+    ends botocore's retry handling for this answer; None leaves it to
+    botocore.
     """
+    if isinstance(caught_exception, _OUT_OF_REACH):
+        return False
     if response is None:
         return None
     http_response, parsed = response
@@ -83,10 +99,12 @@ def _no_retry_when_throttled(response=None, **kwargs):
     return None
 
 
-def _bucket_problem(shared):
+def _bucket_problem(key, shared, sender):
     bucket = _compat.s3_bucket(shared.store)
     try:
-        shared.client.head_bucket(Bucket=bucket)
+        sender.send(layout.S3_TYPE,
+                    lambda: shared.client.head_bucket(Bucket=bucket),
+                    store=key)
     except boto_exceptions.ClientError as error:
         code = error.response.get('Error', {}).get('Code')
         if code in ('404', 'NoSuchBucket'):
@@ -155,17 +173,24 @@ class SharedS3Stores:
                 raise ValueError(str(error)) from error
         return self.clients()
 
-    def missing_buckets(self):
+    def missing_buckets(self, sender=None):
         """One line for each configured bucket that cannot be found.
 
         glance_store takes the bucket of a delete from the location URL,
         but a store configured with a bucket that does not exist is not
         the store that holds this cloud's images.
+
+        :param sender: the sending.StoreSender the look-ups go through
+            (the gate, scrub_store_timeout); by default one that lets
+            everything through, unbounded.
+        :raises StoreOutage: a store is out of reach (its name set).
         """
+        sender = sender or sending.StoreSender()
         with self._lock:
-            shared = [self._spare(key) or self._open(key)
+            shared = [(key, self._spare(key) or self._open(key))
                       for key in self._configured_keys()]
-        return [problem for problem in map(_bucket_problem, shared)
+        return [problem for problem in
+                (_bucket_problem(key, store, sender) for key, store in shared)
                 if problem]
 
     def _configured_keys(self):

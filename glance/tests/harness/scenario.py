@@ -260,10 +260,11 @@ class Backlog:
 
 
 # The counts every image a pass found lands in, exactly one each.
-OUTCOME_COUNTS = ('scrubbed', 'failed', 'skipped', 'in_use', 'left_claimed')
+OUTCOME_COUNTS = ('scrubbed', 'failed', 'skipped', 'in_use', 'left_claimed',
+                  'given_back')
 # Counts added after most tests were written: left out when zero, so that
 # a test names them only where it expects some.
-NEWER_COUNTS = ('left_claimed', 'claimed_elsewhere')
+NEWER_COUNTS = ('left_claimed', 'claimed_elsewhere', 'given_back')
 
 
 def check_adds_up(summary):

@@ -285,6 +285,21 @@ class TestS3Driver(testtools.TestCase):
         self.assertEqual(['DELETE'], answers.sent)
         self.assertEqual([(503, 'SlowDown')], seen)
 
+    def test_a_retry_hook_sees_a_store_out_of_reach_and_false_stops_retries(
+            self):
+        client = _compat.pin_s3_client(self.store)  # NOWHERE refuses
+        seen = []
+
+        def hook(caught_exception=None, **kwargs):
+            seen.append(type(caught_exception).__name__)
+            return False
+
+        _compat.on_s3_retry_decision(client, hook)
+
+        self.assertRaises(boto_exceptions.EndpointConnectionError,
+                          delete_one, client)
+        self.assertEqual(['EndpointConnectionError'], seen)
+
     def test_a_retry_hook_that_answers_none_leaves_the_retry_to_botocore(
             self):
         # The control of the test above: botocore does retry this answer.

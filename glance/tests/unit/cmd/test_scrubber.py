@@ -221,6 +221,22 @@ class TestExitOfOnePass(testtools.TestCase):
             'takes them over (scrub_claim_timeout); the log says why']),
             self.run_pass(found=1, left_claimed=1))
 
+    def test_a_pass_stopped_early_says_why_and_which_is_which_in_a_line(self):
+        self.assertEqual((1, [
+            'glance-scrubber: the store s3 stopped answering; 2 images stay '
+            'claimed until a later pass takes them over '
+            '(scrub_claim_timeout); 5 images claimed and never attempted '
+            'were given back: pending_delete and restorable, for the next '
+            'pass; the log says why']), self.run_pass(
+                found=10, scrubbed=3, left_claimed=2, given_back=5,
+                aborted='the store s3 stopped answering'))
+
+    def test_a_pass_stopped_early_with_nothing_left_says_only_why(self):
+        self.assertEqual(
+            (1, ['glance-scrubber: 3 of the first 5 deletes found no data']),
+            self.run_pass(found=2, scrubbed=2,
+                          aborted='3 of the first 5 deletes found no data'))
+
 
 class StoppedInItsFirstPass:
     """Stands for the Scrubber of a daemon stopped by SIGTERM in a pass.

@@ -38,6 +38,7 @@ from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import errors
 from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import layout
+from glance.scrubber.stores import sending
 from glance.scrubber.stores import urls
 from glance.tests import seed
 from glance.tests import unit
@@ -80,6 +81,8 @@ class RecordingDeleter:
     :param shared_urls: URLs another image may need (SHARED).
     :param not_owned_urls: URLs of a store that cannot delete (NOT_OWNED).
     :param crash_urls: URLs whose delete raises an unexpected error.
+    :param silent_urls: URLs whose delete the store leaves unanswered
+        (StoreTimeout), counted in ``outages`` for the store ``fake``.
     :param gone_urls: URLs whose data a restore finds gone.
     :param unknowable_urls: URLs whose presence the store cannot tell.
     :param delay: seconds each delete takes.
@@ -89,9 +92,11 @@ class RecordingDeleter:
     :ivar asked: every URL the deleter was handed, in order.
     """
 
+    STORE = 'fake'
+
     def __init__(self, fail_urls=(), missing_urls=(), in_use_urls=(),
                  shared_urls=(), not_owned_urls=(), crash_urls=(),
-                 gone_urls=(), unknowable_urls=(), delay=0.0,
+                 gone_urls=(), unknowable_urls=(), silent_urls=(), delay=0.0,
                  sleep=time.sleep, on_delete=None, on_refresh=None):
         self.fail_urls = set(fail_urls)
         self.missing_urls = set(missing_urls)
@@ -101,6 +106,8 @@ class RecordingDeleter:
         self.crash_urls = set(crash_urls)
         self.gone_urls = set(gone_urls)
         self.unknowable_urls = set(unknowable_urls)
+        self.silent_urls = set(silent_urls)
+        self.outages = sending.StoreOutages()
         self.delay = delay
         self.sleep = sleep
         self.on_delete = on_delete
@@ -117,6 +124,7 @@ class RecordingDeleter:
 
     def start_pass(self):
         self.passes_started += 1
+        self.outages.forget()
 
     def delete(self, image_id, location):
         with self._lock:
@@ -137,6 +145,12 @@ class RecordingDeleter:
         if self.delay:
             self.sleep(self.delay)
         url = location.url
+        outage = errors.StoreTimeout('no answer for %s' % url) \
+            if url in self.silent_urls else None
+        self.outages.note(self.STORE, outage)
+        if outage:
+            outage.store = self.STORE
+            raise outage
         if url in self.crash_urls:
             raise RuntimeError('driver bug for %s' % url)
         if url in self.fail_urls:
@@ -153,6 +167,10 @@ class RecordingDeleter:
         return Deletion.DELETED
 
     def data_present(self, location):
+        if location.url in self.silent_urls:
+            outage = errors.StoreTimeout('no answer for %s' % location.url)
+            outage.store = self.STORE
+            raise outage
         if location.url in self.unknowable_urls:
             raise errors.LocationError('store unreachable')
         return location.url not in self.gone_urls

@@ -1032,6 +1032,20 @@ class TestRestore(ScrubberTestCase):
         self.assertEqual([('pending_delete', True)] * 2,
                          self.location_rows(image))
 
+    def test_restore_when_the_store_does_not_answer_is_unavailable(self):
+        image = self.insert(pending_image('img', count=2))[0]
+        deleter = RecordingDeleter(silent_urls={urls_of(image)[1]})
+
+        error = self.assertRaises(exception.StoreUnavailable,
+                                  scrubber.restore, self.context, image.id,
+                                  self.lock_path, deleter)
+
+        self.assertIn('store fake: no answer for', str(error))
+        self.assertIn('stays pending_delete', str(error))
+        self.assertEqual('pending_delete', self.status_of(image))
+        self.assertEqual([('pending_delete', True)] * 2,
+                         self.location_rows(image))
+
     def test_restore_of_unknown_or_active_image_is_refused(self):
         active = self.insert(seed.Image(status='active', deleted=False))[0]
         deleter = RecordingDeleter()
@@ -1148,15 +1162,16 @@ class LosingMembership(coordination.Alone):
 def counted(summary):
     """Every image a summary puts in a count, added up by hand."""
     return (summary.scrubbed + summary.failed + summary.skipped +
-            summary.in_use + summary.left_claimed)
+            summary.in_use + summary.left_claimed + summary.given_back)
 
 
 class TestEveryImageFoundIsCounted(ScrubberTestCase):
-    """found == scrubbed + failed + skipped + in_use + left_claimed.
+    """Every image found is in exactly one count of the summary.
 
-    However the pass ends: complete, stopped, tripped, cut off from the
-    coordination backend, unable to claim or to record, left behind by a
-    database that stopped answering.
+    found == scrubbed + failed + skipped + in_use + left_claimed +
+    given_back, however the pass ends: complete, stopped, tripped, cut off
+    from the coordination backend, unable to claim or to record, left
+    behind by a database that stopped answering.
     """
 
     def assertAddsUp(self, summary):
@@ -1360,13 +1375,13 @@ class TestSummary(testtools.TestCase):
                                    in_use=1, locations_deleted=6,
                                    bytes_reclaimed=4096, seconds=2.0,
                                    throttled=3, concurrency=5,
-                                   left_claimed=1)
+                                   left_claimed=1, given_back=2)
 
         self.assertEqual(
             'found=8 scrubbed=4 failed=1 skipped=1 in_use=1 '
             'locations_deleted=6 bytes_reclaimed=4096 seconds=2.00 '
             'images_per_second=2.0 throttled=3 concurrency=5 '
-            'left_claimed=1 claimed_elsewhere=0',
+            'left_claimed=1 claimed_elsewhere=0 given_back=2',
             summary.describe())
         self.assertEqual(0.0, scrubber.Summary().images_per_second)
 
@@ -1378,9 +1393,9 @@ class TestSummary(testtools.TestCase):
                 claim, result, deletions=[(1, Deletion.DELETED)],
                 bytes_reclaimed=10))
 
-        self.assertEqual((1, 1, 0, 1, 1, 4, 40), (
+        self.assertEqual((1, 1, 0, 1, 1, 1, 5, 50), (
             summary.scrubbed, summary.failed, summary.skipped,
-            summary.in_use, summary.left_claimed,
+            summary.in_use, summary.left_claimed, summary.given_back,
             summary.locations_deleted, summary.bytes_reclaimed))
         self.assertEqual(len(scrubber.Result), summary.accounted)
 

@@ -30,6 +30,7 @@ from glance import scrubber
 from glance.scrubber import recorder
 from glance.scrubber.stores import checks as store_checks
 from glance.scrubber.stores import deleter as store_deleter
+from glance.scrubber.stores import errors
 from glance.scrubber.stores import layout
 
 Deletion = store_deleter.Deletion
@@ -132,7 +133,7 @@ class TestCheckStores(testtools.TestCase):
         def __init__(self, problems):
             self.problems = problems
 
-        def missing_buckets(self):
+        def missing_buckets(self, sender=None):
             return self.problems
 
     def conf(self):
@@ -150,6 +151,19 @@ class TestCheckStores(testtools.TestCase):
             self.S3Stores(['S3 bucket images does not exist']))
 
         self.assertIn('S3 bucket images does not exist', str(error))
+
+    def test_a_store_out_of_reach_is_unavailable_not_misconfigured(self):
+        class SilentS3(self.S3Stores):
+            def missing_buckets(self, sender=None):
+                outage = errors.StoreTimeout('no answer within 5 seconds')
+                outage.store = 's3'
+                raise outage
+
+        error = self.assertRaises(
+            exception.StoreUnavailable, store_checks.check_stores,
+            layout.StoreLayout.from_config(self.conf()), SilentS3([]))
+
+        self.assertIn('store s3: no answer within 5 seconds', str(error))
 
     def test_stores_without_buckets_or_pools_pass(self):
         self.assertIsNone(store_checks.check_stores(

@@ -854,14 +854,26 @@ class TestStoreAnswers(SingleStoreTestCase):
         for error, expected in (
                 (throttled, 'store error ClientError: An error occurred '
                             '(SlowDown)'),
-                (boto_exceptions.ReadTimeoutError(endpoint_url='http://s3'),
-                 'store error ReadTimeoutError: Read timeout'),
                 (OSError('first line\nsecond line'),
                  'store error OSError: first line')):
             raised = self.assertRaises(errors.LocationError,
                                        self.delete_raising, error)
             self.assertTrue(str(raised).startswith(expected), str(raised))
             self.assertNotIn('\n', str(raised))
+
+    def test_a_store_out_of_reach_is_an_outage_of_the_store_named(self):
+        for error, outage in (
+                (boto_exceptions.ReadTimeoutError(endpoint_url='http://s3'),
+                 errors.StoreTimeout),
+                (ConnectionRefusedError(111, 'Connection refused'),
+                 errors.StoreUnavailable)):
+            raised = self.assertRaises(outage, self.delete_raising, error)
+            self.assertEqual('swift', raised.store)
+            self.assertNotIn('\n', str(raised))
+        # Counted for the pass's breaker, by store.
+        self.assertEqual('swift', self.deleter.outages.out_of_reach(2)[0])
+        self.deleter.start_pass()
+        self.assertIsNone(self.deleter.outages.out_of_reach(1))
 
     def test_an_error_no_store_raises_is_not_hidden(self):
         self.assertRaises(RuntimeError, self.delete_raising,

@@ -23,6 +23,7 @@ import threading
 import uuid
 
 import boto3
+from botocore import exceptions as boto_exceptions
 import fixtures
 import glance_store
 from glance_store._drivers import s3 as s3_driver
@@ -246,6 +247,24 @@ class TestThrottledAnswers(MotoS3):
 
         self.assertTrue(store_gate.is_throttled(error))
         self.assertEqual(1, server.requests)
+
+
+class TestStoreOutOfReach(testtools.TestCase):
+
+    def test_botocore_does_not_retry_a_store_that_is_silent_or_away(self):
+        # One timeout is one timeout: scrub_store_timeout and the pass's
+        # breaker see it, not botocore's retries after it.
+        for error in (boto_exceptions.ReadTimeoutError(endpoint_url='u'),
+                      boto_exceptions.ConnectTimeoutError(endpoint_url='u'),
+                      boto_exceptions.EndpointConnectionError(
+                          endpoint_url='u')):
+            self.assertIs(False, s3._no_retry_when_out_of_reach(
+                caught_exception=error))
+
+    def test_other_failures_are_left_to_botocore(self):
+        self.assertIsNone(s3._no_retry_when_out_of_reach(
+            caught_exception=boto_exceptions.ConnectionClosedError(
+                endpoint_url='u')))
 
 
 class TestMultiStoreSelection(testtools.TestCase):
