@@ -24,11 +24,14 @@ import os
 import threading
 import time
 
+from botocore import exceptions as boto_exceptions
 import fixtures
 import glance_store
+from glance_store import exceptions as store_exceptions
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from oslo_utils import timeutils
+import requests
 import sqlalchemy as sa
 
 from glance.db.sqlalchemy import api as db_api
@@ -344,3 +347,38 @@ def datadirs_of(conf):
     """The file datadirs of the stores *conf* configures."""
     return layout.configured_datadirs(conf,
                                       layout.StoreLayout.from_config(conf))
+
+
+# --- what stores answer, as the store side sees it -------------------------
+
+
+def client_error(code, status):
+    return boto_exceptions.ClientError(
+        {'Error': {'Code': code, 'Message': code},
+         'ResponseMetadata': {'HTTPStatusCode': status}}, 'DeleteObject')
+
+
+def http_error(status):
+    response = requests.Response()
+    response.status_code = status
+    return requests.HTTPError('%d' % status, response=response)
+
+
+class SwiftLikeError(Exception):
+    """swiftclient's ClientException carries the status this way."""
+
+    def __init__(self, status):
+        super().__init__('swift said %d' % status)
+        self.http_status = status
+
+
+def wrapped(error):
+    """*error* as glance_store may re-raise it: the cause of another."""
+    try:
+        try:
+            raise error
+        except Exception as cause:
+            raise store_exceptions.BackendException('delete failed') \
+                from cause
+    except store_exceptions.BackendException as outer:
+        return outer

@@ -15,62 +15,29 @@
 import threading
 
 from botocore import exceptions as boto_exceptions
-from glance_store import exceptions as store_exceptions
-import requests
 import testtools
 
 from glance.scrubber.stores import gate as store_gate
-
-
-def client_error(code, status):
-    return boto_exceptions.ClientError(
-        {'Error': {'Code': code, 'Message': code},
-         'ResponseMetadata': {'HTTPStatusCode': status}}, 'DeleteObject')
-
-
-def http_error(status):
-    response = requests.Response()
-    response.status_code = status
-    return requests.HTTPError('%d' % status, response=response)
-
-
-class SwiftLikeError(Exception):
-    """swiftclient's ClientException carries the status this way."""
-
-    def __init__(self, status):
-        super().__init__('swift said %d' % status)
-        self.http_status = status
-
-
-def wrapped(error):
-    """*error* as glance_store may re-raise it: the cause of another."""
-    try:
-        try:
-            raise error
-        except Exception as cause:
-            raise store_exceptions.BackendException('delete failed') \
-                from cause
-    except store_exceptions.BackendException as outer:
-        return outer
+from glance.tests.unit.scrubber import base
 
 
 class TestIsThrottled(testtools.TestCase):
 
     def test_slow_down_answers_are_throttles(self):
-        for error in (client_error('SlowDown', 503),
-                      client_error('503', 503),
-                      client_error('Throttling', 400),
-                      http_error(429), SwiftLikeError(498),
-                      SwiftLikeError(429), wrapped(client_error('SlowDown',
-                                                                503))):
+        for error in (base.client_error('SlowDown', 503),
+                      base.client_error('503', 503),
+                      base.client_error('Throttling', 400),
+                      base.http_error(429), base.SwiftLikeError(498),
+                      base.SwiftLikeError(429),
+                      base.wrapped(base.client_error('SlowDown', 503))):
             self.assertTrue(store_gate.is_throttled(error), error)
 
     def test_other_failures_are_not(self):
-        for error in (client_error('NoSuchKey', 404),
-                      client_error('AccessDenied', 403),
-                      client_error('InternalError', 500),
-                      http_error(500), SwiftLikeError(409),
-                      wrapped(ValueError('bad')), OSError('reset')):
+        for error in (base.client_error('NoSuchKey', 404),
+                      base.client_error('AccessDenied', 403),
+                      base.client_error('InternalError', 500),
+                      base.http_error(500), base.SwiftLikeError(409),
+                      base.wrapped(ValueError('bad')), OSError('reset')):
             self.assertFalse(store_gate.is_throttled(error), error)
 
 
@@ -136,7 +103,7 @@ class TestStoreGate(testtools.TestCase):
 
     def test_a_throttled_request_is_sent_again_after_growing_waits(self):
         gate = self.gate(8, base_wait=0.1, max_wait=0.3)
-        answers = [client_error('SlowDown', 503)] * 3 + ['done']
+        answers = [base.client_error('SlowDown', 503)] * 3 + ['done']
 
         def request():
             answer = answers.pop(0)
@@ -161,7 +128,7 @@ class TestStoreGate(testtools.TestCase):
 
         self.assertRaises(boto_exceptions.ClientError, gate.call,
                           self.always_failing(
-                              client_error('SlowDown', 503), sent),
+                              base.client_error('SlowDown', 503), sent),
                           attempts=3)
         self.assertEqual(3, len(sent))
 
@@ -171,7 +138,7 @@ class TestStoreGate(testtools.TestCase):
 
         self.assertRaises(boto_exceptions.ClientError, gate.call,
                           self.always_failing(
-                              client_error('AccessDenied', 403), sent),
+                              base.client_error('AccessDenied', 403), sent),
                           attempts=3)
         self.assertEqual(1, len(sent))
         self.assertEqual([], self.sleeps)

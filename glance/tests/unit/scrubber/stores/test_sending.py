@@ -25,7 +25,7 @@ from glance.scrubber.stores import calls as store_calls
 from glance.scrubber.stores import errors
 from glance.scrubber.stores import gate as store_gate
 from glance.scrubber.stores import sending
-from glance.tests.unit.scrubber.stores import test_gate
+from glance.tests.unit.scrubber import base
 
 
 class TestOutageOf(testtools.TestCase):
@@ -47,10 +47,10 @@ class TestOutageOf(testtools.TestCase):
             self.assertOutage(errors.StoreUnavailable, error)
 
     def test_a_server_error_is_unavailable(self):
-        for error in (test_gate.client_error('InternalError', 500),
-                      test_gate.client_error('SlowDown', 503),
-                      test_gate.http_error(502),
-                      test_gate.SwiftLikeError(504)):
+        for error in (base.client_error('InternalError', 500),
+                      base.client_error('SlowDown', 503),
+                      base.http_error(502),
+                      base.SwiftLikeError(504)):
             self.assertOutage(errors.StoreUnavailable, error)
 
     def test_no_answer_in_time_is_a_timeout(self):
@@ -61,12 +61,12 @@ class TestOutageOf(testtools.TestCase):
             self.assertOutage(errors.StoreTimeout, error)
 
     def test_an_outage_wrapped_by_glance_store_is_found(self):
-        self.assertOutage(errors.StoreUnavailable, test_gate.wrapped(
+        self.assertOutage(errors.StoreUnavailable, base.wrapped(
             ConnectionResetError(104, 'Connection reset by peer')))
 
     def test_answers_about_the_data_are_no_outage(self):
-        for error in (test_gate.client_error('AccessDenied', 403),
-                      test_gate.client_error('NoSuchKey', 404),
+        for error in (base.client_error('AccessDenied', 403),
+                      base.client_error('NoSuchKey', 404),
                       store_exceptions.NotFound(),
                       store_exceptions.InUseByStore(),
                       ValueError('a bug')):
@@ -93,14 +93,14 @@ class TestStoreSender(testtools.TestCase):
         return request
 
     def test_a_transient_throttle_is_sent_again_by_the_gate(self):
-        request = self.answers(test_gate.client_error('SlowDown', 503),
-                               test_gate.client_error('SlowDown', 503),
+        request = self.answers(base.client_error('SlowDown', 503),
+                               base.client_error('SlowDown', 503),
                                'bucket found')
 
         self.assertEqual('bucket found', self.sender().send('s3', request))
 
     def test_a_store_that_keeps_throttling_is_unavailable(self):
-        request = self.answers(*[test_gate.client_error('SlowDown', 503)] * 3)
+        request = self.answers(*[base.client_error('SlowDown', 503)] * 3)
 
         raised = self.assertRaises(errors.StoreUnavailable,
                                    self.sender().send, 's3', request,
