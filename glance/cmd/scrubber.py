@@ -174,7 +174,7 @@ def build_store_side(admin_context, settings, store_layout):
         LOG.info('%d S3 client(s) ready for %d workers', clients, workers)
     store_checks.check_stores(store_layout, shared_s3)
     data_users = data_users_index.DataUsers(
-        urls.LocationUrls(settings.metadata_encryption_key))
+        urls.LocationUrls(settings.metadata_encryption_key), admin_context)
     gate = _store_gate(settings, workers)
     deleter = store_deleter.StoreDeleter(
         admin_context, store_layout=store_layout,

@@ -43,9 +43,12 @@ from glance.scrubber.stores import errors
 # Images read per query by --list.
 LIST_PAGE_SIZE = 500
 
-# --dry-run reads as many images at a time as a pass claims at most, so
+# --dry-run takes as many images at a time as a pass claims at most, so
 # that data shared by two due images is judged as a pass would judge it.
 DRY_RUN_PAGE_SIZE = 100
+# ... and looks up the users of their data this many images at a time, as
+# a pass does (Scrubber.LOOKAHEAD).
+DRY_RUN_LOOKAHEAD = 5000
 
 UNREADABLE = '?'
 _SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*')
@@ -353,9 +356,11 @@ class DryRunTotals:
 class DryRun:
     """Says what a pass would do with each due image, and does nothing.
 
-    The images are read a page at a time, as a pass claims them: the
-    images of a page stop being users of their data (DataUsers) as they
-    would once claimed, in memory only. Each location is then judged by
+    The images are read DRY_RUN_LOOKAHEAD at a time, and the users of
+    their data looked up at once, as a pass looks ahead; then taken a page
+    at a time, as a pass claims them: the images of a page stop being
+    users of their data (DataUsers) as they would once claimed, in memory
+    only. Each location is then judged by
     StoreDeleter.plan(), in order; as in a pass, the first refused
     location fails its image and the ones after it are not reached.
 
@@ -367,7 +372,8 @@ class DryRun:
     """
 
     def __init__(self, context, deleter, data_users, scrub_time,
-                 store_names, out, page_size=DRY_RUN_PAGE_SIZE):
+                 store_names, out, page_size=DRY_RUN_PAGE_SIZE,
+                 lookahead=DRY_RUN_LOOKAHEAD):
         self._context = context
         self._deleter = deleter
         self._data_users = data_users
@@ -375,6 +381,7 @@ class DryRun:
         self._store_names = store_names
         self._out = out
         self._page_size = page_size
+        self._lookahead = max(lookahead, page_size)
 
     def run(self):
         """Print the plan of every due image, then the totals."""
@@ -382,17 +389,26 @@ class DryRun:
         deleted_before = timeutils.utcnow() - datetime.timedelta(
             seconds=self._scrub_time)
         self._deleter.start_pass()
+        self._data_users.forget()
         self._data_users.refresh(self._context)
-        for page in pages(self._context, self._page_size, deleted_before):
-            self._data_users.claimed([
-                db_api.Claim(image.id, image.size or 0, None,
-                             image.locations) for image in page])
-            for image in page:
-                self._plan_image(image, totals)
-            self._out.flush()
+        for chunk in pages(self._context, self._lookahead, deleted_before):
+            self._data_users.look_ahead(self._context,
+                                        [image.id for image in chunk])
+            for start in range(0, len(chunk), self._page_size):
+                self._plan_page(chunk[start:start + self._page_size],
+                                totals)
         for line in self._closing_lines(totals):
             self._print(line)
         return totals
+
+    def _plan_page(self, page, totals):
+        claims = [db_api.Claim(image.id, image.size or 0, None,
+                               image.locations) for image in page]
+        self._data_users.claimed(claims)
+        for image, claim in zip(page, claims):
+            self._plan_image(image, totals)
+            self._data_users.finished(claim)
+        self._out.flush()
 
     def _plan_image(self, image, totals):
         lines = []
