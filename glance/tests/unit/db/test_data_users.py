@@ -400,27 +400,44 @@ class WhatAPassReadsTests:
         self.insert(*[live('file:///srv/images/live-%d' % number)
                       for number in range(self.LIVE)])
 
-    def test_a_pass_reads_the_locations_at_stake_only(self):
-        due = [pending('file:///srv/images/due-%d' % number)
-               for number in range(10)]
-        self.insert(*due)
+    def make_scrubber(self):
         deleter = base.RecordingDeleter()
         deleter.data_users = data_users.DataUsers(urls.LocationUrls())
-        rows = self.useFixture(LocationRowsRead())
         settings = scrubber.Settings(
             scrub_pool_size=4, scrub_time=0,
             lock_path=self.useFixture(fixtures.TempDir()).path,
             scrub_claim_timeout=600, scrub_not_found_ratio=0.5,
             report_interval=60.0)
-
-        summary = scrubber.Scrubber(
+        return scrubber.Scrubber(
             self.context, settings, deleter, deleter.data_users,
-            deleter.gate, scrubber.Executors('threading')).run_once()
+            deleter.gate, scrubber.Executors('threading'))
+
+    def test_a_pass_reads_the_locations_at_stake_only(self):
+        due = [pending('file:///srv/images/due-%d' % number)
+               for number in range(10)]
+        self.insert(*due)
+        the_scrubber = self.make_scrubber()
+        rows = self.useFixture(LocationRowsRead())
+
+        summary = the_scrubber.run_once()
 
         self.assertEqual(10, summary.scrubbed)
         # The due images' own locations, at most twice over: none of the
         # live images' rows.
         self.assertLessEqual(rows.rows, 20)
+
+    def test_successive_passes_read_their_own_backlog_only(self):
+        # A daemon's passes: one image deleted between each two.
+        the_scrubber = self.make_scrubber()
+        rows = self.useFixture(LocationRowsRead())
+
+        for number in range(3):
+            self.insert(pending('file:///srv/images/due-%d' % number))
+            the_scrubber.run_once()
+        the_scrubber.run_once()
+
+        # Each image's location, read by a look-ahead and its look-up.
+        self.assertLessEqual(rows.rows, 6)
 
     def test_the_users_of_the_data_at_stake_are_found_among_many(self):
         shared = pending('file:///srv/images/live-7')
