@@ -31,12 +31,14 @@ import dataclasses
 import datetime
 import math
 import re
+import time
 
 from oslo_utils import timeutils
 
 from glance.common import crypt
 from glance.db.sqlalchemy import api as db_api
 from glance.scrubber import coordination
+from glance.scrubber import data_users as data_users_index
 from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import errors
 
@@ -46,9 +48,6 @@ LIST_PAGE_SIZE = 500
 # --dry-run takes as many images at a time as a pass claims at most, so
 # that data shared by two due images is judged as a pass would judge it.
 DRY_RUN_PAGE_SIZE = 100
-# ... and looks up the users of their data this many images at a time, as
-# a pass does (Scrubber.LOOKAHEAD).
-DRY_RUN_LOOKAHEAD = 5000
 
 UNREADABLE = '?'
 _SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*')
@@ -356,11 +355,11 @@ class DryRunTotals:
 class DryRun:
     """Says what a pass would do with each due image, and does nothing.
 
-    The images are read DRY_RUN_LOOKAHEAD at a time, and the users of
-    their data looked up at once, as a pass looks ahead; then taken a page
-    at a time, as a pass claims them: the images of a page stop being
-    users of their data (DataUsers) as they would once claimed, in memory
-    only. Each location is then judged by
+    The images are read many at a time, and the users of their data
+    looked up at once, as a pass looks ahead (data_users.LookAheadSize);
+    then taken a page at a time, as a pass claims them: the images of a
+    page stop being users of their data (DataUsers) as they would once
+    claimed, in memory only. Each location is then judged by
     StoreDeleter.plan(), in order; as in a pass, the first refused
     location fails its image and the ones after it are not reached.
 
@@ -372,8 +371,7 @@ class DryRun:
     """
 
     def __init__(self, context, deleter, data_users, scrub_time,
-                 store_names, out, page_size=DRY_RUN_PAGE_SIZE,
-                 lookahead=DRY_RUN_LOOKAHEAD):
+                 store_names, out, page_size=DRY_RUN_PAGE_SIZE):
         self._context = context
         self._deleter = deleter
         self._data_users = data_users
@@ -381,7 +379,6 @@ class DryRun:
         self._store_names = store_names
         self._out = out
         self._page_size = page_size
-        self._lookahead = max(lookahead, page_size)
 
     def run(self):
         """Print the plan of every due image, then the totals."""
@@ -391,15 +388,37 @@ class DryRun:
         self._deleter.start_pass()
         self._data_users.forget()
         self._data_users.refresh(self._context)
-        for chunk in pages(self._context, self._lookahead, deleted_before):
-            self._data_users.look_ahead(self._context,
-                                        [image.id for image in chunk])
+        for chunk in self._looked_ahead(deleted_before):
             for start in range(0, len(chunk), self._page_size):
                 self._plan_page(chunk[start:start + self._page_size],
                                 totals)
         for line in self._closing_lines(totals):
             self._print(line)
         return totals
+
+    def _looked_ahead(self, deleted_before):
+        """The due images, many at a time, the users of their data known."""
+        size = data_users_index.LookAheadSize()
+        started = time.monotonic()
+        planned = 0
+        marker = None
+        while True:
+            wanted = max(size(), self._page_size)
+            chunk = db_api.list_backlog(self._context, marker=marker,
+                                        limit=wanted,
+                                        deleted_before=deleted_before)
+            if not chunk:
+                return
+            looking = time.monotonic()
+            self._data_users.look_ahead(self._context,
+                                        [image.id for image in chunk])
+            now = time.monotonic()
+            size.took(now - looking, planned / (now - started))
+            yield chunk
+            planned += len(chunk)
+            if len(chunk) < wanted:
+                return
+            marker = chunk[-1].id
 
     def _plan_page(self, page, totals):
         claims = [db_api.Claim(image.id, image.size or 0, None,

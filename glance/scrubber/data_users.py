@@ -27,6 +27,31 @@ from glance.scrubber.stores import urls
 ENCRYPTED_PAGE = 10000
 
 
+class LookAheadSize:
+    """How many images to look ahead at next.
+
+    Each look-up reads the whole location table, so its cost follows the
+    cloud while what it serves follows the page: on a large cloud, pages
+    grow until the look-ups take about SHARE of the time the pass spends
+    on the images, within LEAST and MOST (which bounds the memory).
+    """
+
+    LEAST = 5000
+    MOST = 50000
+    SHARE = 0.1
+
+    def __init__(self):
+        self._size = self.LEAST
+
+    def __call__(self):
+        return self._size
+
+    def took(self, seconds, images_per_second):
+        """A look-up took *seconds*; the pass goes at this pace."""
+        wanted = round(seconds / self.SHARE * images_per_second)
+        self._size = max(self.LEAST, min(self.MOST, wanted))
+
+
 class DataUsers:
     """Which images may still need the data a URL points to.
 

@@ -46,6 +46,7 @@ from glance.db.sqlalchemy import api as db_api
 from glance.i18n import _
 from glance.scrubber import claims
 from glance.scrubber import coordination
+from glance.scrubber import data_users as data_users_index
 from glance.scrubber import lock as scrub_lock
 from glance.scrubber import metrics
 from glance.scrubber import model
@@ -98,8 +99,8 @@ class Scrubber:
     :param membership: which images this scrubber proposes to itself and
         which abandoned claims it takes over (glance.scrubber.coordination);
         alone when None.
-    :param page_size: images read from the queue at a time, and looked
-        ahead at; by default LOOKAHEAD.
+    :param page_size: images read from the queue at a time; by default
+        QUEUE_PAGE.
     """
 
     # A claim is a transaction: one per image would cost the file store
@@ -111,11 +112,9 @@ class Scrubber:
     # pool size.
     CLAIM_AHEAD = 1.0
     MAX_CLAIM = 100
-    # The queue's page: the images whose data users are looked up at once
-    # (DataUsers.look_ahead). Each look-up reads the location table once,
-    # so the more at a time the fewer reads, for a few hundred bytes of
-    # memory per image.
-    LOOKAHEAD = 5000
+    # Images read from the queue at a time; the data users of one page or
+    # more are looked up at once (data_users_index.LookAheadSize).
+    QUEUE_PAGE = 5000
 
     def __init__(self, context, settings, deleter, data_users, gate,
                  executors, membership=None, page_size=None):
@@ -127,7 +126,7 @@ class Scrubber:
         self._executors = executors
         self.pool_size = settings.scrub_pool_size
         self.max_in_flight = self.pool_size + self.MAX_CLAIM
-        self._page_size = page_size or max(self.LOOKAHEAD,
+        self._page_size = page_size or max(self.QUEUE_PAGE,
                                            self.max_in_flight)
         self._scrub_time = settings.scrub_time
         self._membership = (membership or
@@ -232,18 +231,30 @@ class Scrubber:
             if self._membership.proposes(candidate):
                 yield candidate
 
-    def _looked_ahead(self, queue):
-        """The candidates to claim, a page of the queue at a time.
+    def _looked_ahead(self, queue, progress):
+        """The candidates to claim, the users of their data looked up first.
 
-        The users of a page's data are looked up at once, before the first
-        of its images is claimed.
+        The first look-up is of the first page of the queue; later ones of
+        as many pages as make a data_users_index.LookAheadSize.
         """
-        for page in queue.pages():
-            proposed = list(self._proposed(page))
-            if proposed:
-                self._data_users.look_ahead(
-                    self._context, [candidate.id for candidate in proposed])
-            yield from proposed
+        pages = queue.pages()
+        size = data_users_index.LookAheadSize()
+        wanted = 1
+        while True:
+            chunk = []
+            for page in pages:
+                chunk.extend(self._proposed(page))
+                if len(chunk) >= wanted or self._membership.lost:
+                    break
+            if not chunk:
+                return
+            started = time.monotonic()
+            self._data_users.look_ahead(
+                self._context, [candidate.id for candidate in chunk])
+            size.took(time.monotonic() - started,
+                      progress.images_per_second())
+            wanted = size()
+            yield from chunk
             if self._membership.lost:
                 return
 
@@ -267,7 +278,7 @@ class Scrubber:
         database_failure = None
         executor = self._executors(self.pool_size)
         try:
-            candidates = self._looked_ahead(queue)
+            candidates = self._looked_ahead(queue, progress)
             while not self._stop_taking(guard):
                 size = self._claim_size(progress)
                 # Images claimed beyond those the workers are on.

@@ -470,3 +470,28 @@ class TestWhatAPassReadsOnMySQL(WhatAPassReadsTests, _DatabaseTestCase):
 class TestWhatAPassReadsOnPostgreSQL(WhatAPassReadsTests,
                                      _DatabaseTestCase):
     BACKEND = 'postgresql'
+
+
+# --- how far a pass looks ahead ---------------------------------------------
+
+
+class TestLookAheadSize(testtools.TestCase):
+
+    def test_a_quick_look_up_keeps_the_least(self):
+        size = data_users.LookAheadSize()
+        self.assertEqual(size.LEAST, size())
+
+        size.took(0.05, 3000.0)
+
+        self.assertEqual(size.LEAST, size())
+
+    def test_a_slow_look_up_looks_further_ahead_within_the_most(self):
+        size = data_users.LookAheadSize()
+
+        size.took(1.2, 2500.0)
+        further = size()
+        size.took(30.0, 2500.0)
+
+        # 1.2 s is a tenth of the time 30,000 images take at that pace.
+        self.assertEqual(30000, further)
+        self.assertEqual(size.MOST, size())
