@@ -409,11 +409,10 @@ class DryRun:
                                         deleted_before=deleted_before)
             if not chunk:
                 return
-            looking = time.monotonic()
             self._data_users.look_ahead(self._context,
                                         [image.id for image in chunk])
-            now = time.monotonic()
-            size.took(now - looking, planned / (now - started))
+            size.took(self._data_users.lookup_seconds,
+                      planned / (time.monotonic() - started))
             yield chunk
             planned += len(chunk)
             if len(chunk) < wanted:

@@ -32,12 +32,14 @@ class LookAheadSize:
 
     Each look-up reads the whole location table, so its cost follows the
     cloud while what it serves follows the page: on a large cloud, pages
-    grow until the look-ups take about SHARE of the time the pass spends
-    on the images, within LEAST and MOST (which bounds the memory).
+    grow until a look-up (DataUsers.lookup_seconds: the query and the
+    comparison of what it found) takes about SHARE of the time the pass
+    spends on the images, within LEAST and MOST (which bounds the memory:
+    about a kilobyte an image).
     """
 
     LEAST = 5000
-    MOST = 50000
+    MOST = 25000
     SHARE = 0.1
 
     def __init__(self):
@@ -96,6 +98,8 @@ class DataUsers:
         self._lock = threading.Lock()
         self._refreshed = None
         self._context = context
+        # How long the last look-up took, from its query to the users.
+        self.lookup_seconds = 0.0
         self.forget()
 
     def forget(self):
@@ -233,11 +237,13 @@ class DataUsers:
             self._last_id = db_api.highest_location_id(context) or 0
             self._refreshed = time.monotonic()
         found = {digest: set() for digest in at_stake}
+        started = time.monotonic()
         for _location_id, image_id, value in self._users_of(
                 context, at_stake.values()):
             users = found.get(self._digest(value))
             if users is not None:
                 users.add(image_id)
+        self.lookup_seconds = time.monotonic() - started
         with self._lock:
             self._users.update((digest, users - self._claimed_sharers)
                                for digest, users in found.items())
@@ -256,6 +262,7 @@ class DataUsers:
                                       urls.IRREGULAR_CHARACTERS)
 
     def _every_data_user(self, context):
+        """Every data user, read a page at a time (a generator)."""
         after = None
         while True:
             rows, _highest = db_api.data_users(context, after_id=after,

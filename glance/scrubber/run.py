@@ -248,10 +248,9 @@ class Scrubber:
                     break
             if not chunk:
                 return
-            started = time.monotonic()
             self._data_users.look_ahead(
                 self._context, [candidate.id for candidate in chunk])
-            size.took(time.monotonic() - started,
+            size.took(self._data_users.lookup_seconds,
                       progress.images_per_second())
             wanted = size()
             yield from chunk

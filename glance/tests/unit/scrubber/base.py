@@ -60,6 +60,7 @@ class FakeDataUsers:
         self.on_refresh = on_refresh
         self.events = []
         self.looked_ahead = []
+        self.lookup_seconds = 0.0
 
     def forget(self):
         self.events.append('forget')
