@@ -184,7 +184,7 @@ def build_store_side(admin_context, settings, store_layout):
     store_checks.check_stores(store_layout, shared_s3,
                               sending.StoreSender(gate, calls))
     data_users = data_users_index.DataUsers(
-        urls.LocationUrls(settings.metadata_encryption_key))
+        urls.LocationUrls(settings.metadata_encryption_key), admin_context)
     deleter = store_deleter.StoreDeleter(
         admin_context, store_layout=store_layout,
         encryption_key=settings.metadata_encryption_key,

@@ -31,19 +31,21 @@ import dataclasses
 import datetime
 import math
 import re
+import time
 
 from oslo_utils import timeutils
 
 from glance.common import crypt
 from glance.db.sqlalchemy import api as db_api
 from glance.scrubber import coordination
+from glance.scrubber import data_users as data_users_index
 from glance.scrubber.stores import deleter as store_deleter
 from glance.scrubber.stores import errors
 
 # Images read per query by --list.
 LIST_PAGE_SIZE = 500
 
-# --dry-run reads as many images at a time as a pass claims at most, so
+# --dry-run takes as many images at a time as a pass claims at most, so
 # that data shared by two due images is judged as a pass would judge it.
 DRY_RUN_PAGE_SIZE = 100
 
@@ -353,9 +355,11 @@ class DryRunTotals:
 class DryRun:
     """Says what a pass would do with each due image, and does nothing.
 
-    The images are read a page at a time, as a pass claims them: the
-    images of a page stop being users of their data (DataUsers) as they
-    would once claimed, in memory only. Each location is then judged by
+    The images are read many at a time, and the users of their data
+    looked up at once, as a pass looks ahead (data_users.LookAheadSize);
+    then taken a page at a time, as a pass claims them: the images of a
+    page stop being users of their data (DataUsers) as they would once
+    claimed, in memory only. Each location is then judged by
     StoreDeleter.plan(), in order; as in a pass, the first refused
     location fails its image and the ones after it are not reached.
 
@@ -382,17 +386,47 @@ class DryRun:
         deleted_before = timeutils.utcnow() - datetime.timedelta(
             seconds=self._scrub_time)
         self._deleter.start_pass()
+        self._data_users.forget()
         self._data_users.refresh(self._context)
-        for page in pages(self._context, self._page_size, deleted_before):
-            self._data_users.claimed([
-                db_api.Claim(image.id, image.size or 0, None,
-                             image.locations) for image in page])
-            for image in page:
-                self._plan_image(image, totals)
-            self._out.flush()
+        for chunk in self._looked_ahead(deleted_before):
+            for start in range(0, len(chunk), self._page_size):
+                self._plan_page(chunk[start:start + self._page_size],
+                                totals)
         for line in self._closing_lines(totals):
             self._print(line)
         return totals
+
+    def _looked_ahead(self, deleted_before):
+        """The due images, many at a time, the users of their data known."""
+        size = data_users_index.LookAheadSize()
+        started = time.monotonic()
+        planned = 0
+        marker = None
+        while True:
+            wanted = max(size(), self._page_size)
+            chunk = db_api.list_backlog(self._context, marker=marker,
+                                        limit=wanted,
+                                        deleted_before=deleted_before)
+            if not chunk:
+                return
+            self._data_users.look_ahead(self._context,
+                                        [image.id for image in chunk])
+            size.took(self._data_users.lookup_seconds,
+                      planned / (time.monotonic() - started))
+            yield chunk
+            planned += len(chunk)
+            if len(chunk) < wanted:
+                return
+            marker = chunk[-1].id
+
+    def _plan_page(self, page, totals):
+        claims = [db_api.Claim(image.id, image.size or 0, None,
+                               image.locations) for image in page]
+        self._data_users.claimed(claims)
+        for image, claim in zip(page, claims):
+            self._plan_image(image, totals)
+            self._data_users.finished(claim)
+        self._out.flush()
 
     def _plan_image(self, image, totals):
         lines = []

@@ -48,6 +48,11 @@ class Queue:
         self.claimed_before = claimed_before
 
     def __iter__(self):
+        for page in self.pages():
+            yield from page
+
+    def pages(self):
+        """The candidates, a list of at most page_size at a time."""
         yield from self._pages(db_api.list_abandoned_claims,
                                self.claimed_before)
         yield from self._pages(db_api.list_pending_delete_images,
@@ -58,7 +63,8 @@ class Queue:
         while True:
             page = list_page(self._context, before, marker=marker,
                              limit=self._page_size)
-            yield from page
+            if page:
+                yield page
             if len(page) < self._page_size:
                 return
             marker = page[-1].id

@@ -48,6 +48,7 @@ from glance.i18n import _
 from glance.scrubber import breaker
 from glance.scrubber import claims
 from glance.scrubber import coordination
+from glance.scrubber import data_users as data_users_index
 from glance.scrubber import lock as scrub_lock
 from glance.scrubber import metrics
 from glance.scrubber import model
@@ -91,8 +92,9 @@ class Scrubber:
         interval, metrics file.
     :param deleter: the StoreDeleter the workers delete with.
     :param data_users: the DataUsers the deleter asks; the pass keeps it
-        up to date (forgets it at the start of a pass, refreshes it before
-        each claim, tells it what was claimed).
+        up to date (forgets it at the start of a pass, has it look ahead
+        at the images it is about to claim, refreshes it before each
+        claim, tells it what was claimed).
     :param gate: the StoreGate the deleter sends its deletes through; its
         counts go into the summary.
     :param executors: makes the executor of a pass (see Executors).
@@ -100,7 +102,7 @@ class Scrubber:
         which abandoned claims it takes over (glance.scrubber.coordination);
         alone when None.
     :param page_size: images read from the queue at a time; by default
-        what the pass may hold in flight.
+        QUEUE_PAGE.
     """
 
     # A claim is a transaction: one per image would cost the file store
@@ -112,6 +114,9 @@ class Scrubber:
     # pool size.
     CLAIM_AHEAD = 1.0
     MAX_CLAIM = 100
+    # Images read from the queue at a time; the data users of one page or
+    # more are looked up at once (data_users_index.LookAheadSize).
+    QUEUE_PAGE = 5000
 
     def __init__(self, context, settings, deleter, data_users, gate,
                  executors, membership=None, page_size=None):
@@ -123,7 +128,8 @@ class Scrubber:
         self._executors = executors
         self.pool_size = settings.scrub_pool_size
         self.max_in_flight = self.pool_size + self.MAX_CLAIM
-        self._page_size = page_size or self.max_in_flight
+        self._page_size = page_size or max(self.QUEUE_PAGE,
+                                           self.max_in_flight)
         self._scrub_time = settings.scrub_time
         self._membership = (membership or
                             coordination.Alone(settings.scrub_claim_timeout))
@@ -227,6 +233,32 @@ class Scrubber:
             if self._membership.proposes(candidate):
                 yield candidate
 
+    def _looked_ahead(self, queue, progress):
+        """The candidates to claim, the users of their data looked up first.
+
+        The first look-up is of the first page of the queue; later ones of
+        as many pages as make a data_users_index.LookAheadSize.
+        """
+        pages = queue.pages()
+        size = data_users_index.LookAheadSize()
+        wanted = 1
+        while True:
+            chunk = []
+            for page in pages:
+                chunk.extend(self._proposed(page))
+                if len(chunk) >= wanted or self._membership.lost:
+                    break
+            if not chunk:
+                return
+            self._data_users.look_ahead(
+                self._context, [candidate.id for candidate in chunk])
+            size.took(self._data_users.lookup_seconds,
+                      progress.images_per_second())
+            wanted = size()
+            yield from chunk
+            if self._membership.lost:
+                return
+
     def _run_pass(self, summary):
         started = time.monotonic()
         progress = recorder.Progress(self.report_interval, started,
@@ -251,7 +283,7 @@ class Scrubber:
         # are given back untouched.
         scrub = functools.partial(self._worker, breaker=store_breaker)
         try:
-            candidates = self._proposed(queue)
+            candidates = self._looked_ahead(queue, progress)
             while not self._stop_taking(guard, store_breaker):
                 size = self._claim_size(progress)
                 # Images claimed beyond those the workers are on.
@@ -376,8 +408,9 @@ class Scrubber:
         return taken
 
     def _claim_batch(self, queue, batch, token):
-        # Before the claim: the locations added up to a second ago are
-        # seen (DataUsers.REFRESH_INTERVAL).
+        # Before the claim, the locations added up to a second ago
+        # (DataUsers.REFRESH_INTERVAL); after it, claimed() reads those
+        # added until the claim committed.
         self._data_users.refresh(self._context)
         taken = db_api.claim_images(self._context, batch,
                                     queue.deleted_before,
@@ -391,7 +424,9 @@ class Scrubber:
         done, _pending = waiters.wait_for_any(in_flight, timeout=timeout)
         for future in done:
             in_flight.discard(future)
-            records.add(future.result())
+            outcome = future.result()
+            self._data_users.finished(outcome.claim)
+            records.add(outcome)
         progress.finished += len(done)
         records.flush_if_due()
         self._note_pacing(records.summary)

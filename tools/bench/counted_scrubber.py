@@ -20,9 +20,11 @@ PYTHON holds: this tree or upstream's. ``glance.cmd.scrubber`` is imported
 first, so the process is monkey patched (or not) exactly as the console
 script would leave it. One SQLAlchemy listener, on the Engine class so it
 sees every engine, counts each statement sent to the database and each
-COMMIT / ROLLBACK. When the environment names BENCH_COUNT_FILE, the counts
-are written there as JSON at exit, with the path of the glance package
-that ran (so the benchmark can check it ran the Glance it meant to).
+COMMIT / ROLLBACK, and another the rows each SELECT of the location
+table returned (location_rows). When the environment names
+BENCH_COUNT_FILE, the counts are written there as JSON at exit, with the
+path of the glance package that ran (so the benchmark can check it ran
+the Glance it meant to).
 
 The counts are written by an atexit handler registered before anything
 else: upstream's one-shot pass only submits its jobs to an executor and
@@ -50,6 +52,14 @@ def _statement(conn, cursor, statement, parameters, context, executemany):
         COUNTS['executemany'] += 1
 
 
+def _rows(conn, cursor, statement, parameters, context, executemany):
+    # The rows a SELECT of the location table returned (psycopg2 and
+    # PyMySQL count them; SQLite does not, and says -1).
+    if statement.lstrip().upper().startswith('SELECT') and \
+            'image_locations' in statement and cursor.rowcount > 0:
+        COUNTS['location_rows'] += cursor.rowcount
+
+
 def _commit(conn):
     COUNTS['commits'] += 1
 
@@ -70,6 +80,7 @@ def _write_counts():
 def main():
     engine = sqlalchemy.engine.Engine
     event.listen(engine, 'before_cursor_execute', _statement)
+    event.listen(engine, 'after_cursor_execute', _rows)
     event.listen(engine, 'commit', _commit)
     event.listen(engine, 'rollback', _rollback)
     # Registered first, so run last: after the executors have drained.

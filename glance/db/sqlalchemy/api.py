@@ -663,19 +663,16 @@ def _give_back(session, image_ids, now):
 
 # --- the images that may need some data -------------------------------------
 
+# Bound on the suffixes one find_data_users() statement compares with.
+SUFFIXES_PER_STATEMENT = 10000
 
-@retry_on_db_error
-def data_users(context, after_id=None):
-    """Locations whose image may still need their data, and the highest id.
 
-    Those are the locations that are not deleted (their image is live) and
-    the pending_delete locations of pending_delete images (a restore can
-    bring them back). Read on the primary: whether another image may need
-    some data decides whether it is deleted. *after_id* (the highest id
-    of an earlier call) reads only the locations added since: new rows get
-    higher ids.
+def _data_user_rows():
+    """The locations whose image may still need their data, by id.
 
-    :returns: ([(id, image id, value)], highest id in the table or None).
+    Those that are not deleted (their image is live) and the
+    pending_delete locations of pending_delete images (a restore can
+    bring them back).
     """
     location = models.ImageLocation
     image = models.Image
@@ -683,11 +680,31 @@ def data_users(context, after_id=None):
                   .where(image.id == location.image_id,
                          image.status == PENDING_DELETE)
                   .exists())
-    query = (sa.select(location.id, location.image_id, location.value)
-             .where(sa.or_(location.deleted == sql.false(),
-                           sa.and_(location.status == PENDING_DELETE,
-                                   restorable)))
-             .order_by(location.id))
+    return (sa.select(location.id, location.image_id, location.value)
+            .where(sa.or_(location.deleted == sql.false(),
+                          sa.and_(location.status == PENDING_DELETE,
+                                  restorable)))
+            .order_by(location.id))
+
+
+@retry_on_db_error
+def data_users(context, after_id=None, limit=None):
+    """Locations whose image may still need their data, and the highest id.
+
+    Those are the locations that are not deleted (their image is live) and
+    the pending_delete locations of pending_delete images (a restore can
+    bring them back). Read on the primary: whether another image may need
+    some data decides whether it is deleted. *after_id* (the highest id
+    of an earlier call) reads only the locations added since: new rows get
+    higher ids. With *limit*, at most that many, the lowest ids first (to
+    read them all a page at a time).
+
+    :returns: ([(id, image id, value)], highest id in the table or None).
+    """
+    location = models.ImageLocation
+    query = _data_user_rows()
+    if limit is not None:
+        query = query.limit(limit)
     with _writer(context) as session:
         highest = session.execute(
             sa.select(sa.func.max(location.id))).scalar()
@@ -697,6 +714,68 @@ def data_users(context, after_id=None):
             # The new rows only, found by the primary key: no join.
             query = query.where(location.id > after_id)
         return session.execute(query).all(), highest
+
+
+@retry_on_db_error
+def highest_location_id(context):
+    """The highest location id now, on the primary; None if none."""
+    with _writer(context) as session:
+        return session.execute(
+            sa.select(sa.func.max(models.ImageLocation.id))).scalar()
+
+
+@retry_on_db_error
+def find_data_users(context, suffixes, plain_endings, odd_characters):
+    """The data users (see data_users()) whose value may end with a suffix.
+
+    The value ends with one of *suffixes*, or its last character is not
+    one of *plain_endings*, or it holds one of *odd_characters*: the
+    caller knows that any other form of the URLs at stake is among
+    these. Only a filter: the caller compares what it gets. Read on the
+    primary. No index serves a suffix: each statement reads the location
+    table once, however many suffixes it compares, so ask for many at a
+    time.
+
+    :param suffixes: strings; the values are compared by their last
+        ``len(suffix)`` characters.
+    :returns: [(id, image id, value)], in id order.
+    """
+    suffixes = sorted(set(suffixes))
+    rows = {}
+    with _writer(context) as session:
+        for start in range(0, len(suffixes), SUFFIXES_PER_STATEMENT):
+            query = _data_user_rows().where(_ends_with_one_of(
+                session.bind.dialect.name,
+                suffixes[start:start + SUFFIXES_PER_STATEMENT],
+                plain_endings, odd_characters))
+            rows.update((row.id, row) for row in session.execute(query))
+    return [rows[location_id] for location_id in sorted(rows)]
+
+
+def _ends_with_one_of(dialect, suffixes, plain_endings, odd_characters):
+    value = models.ImageLocation.value
+
+    def ending(length):
+        if dialect == 'sqlite':
+            return sa.func.substr(value, -length)
+        return sa.func.right(value, length)
+
+    by_length = {}
+    for suffix in suffixes:
+        by_length.setdefault(len(suffix), []).append(suffix)
+    # One hashed IN list per length: a cheap test of each row.
+    return sa.or_(
+        *[ending(length).in_(group) for length, group in by_length.items()],
+        ending(1).not_in(sorted(plain_endings)),
+        *[value.contains(character, autoescape=True)
+          for character in odd_characters])
+
+
+@retry_on_db_error
+def list_pending_locations(context, image_ids):
+    """{image id: [PendingLocation]} of some images, read on the primary."""
+    with _writer(context) as session:
+        return _pending_locations(session, list(image_ids))
 
 
 # --- the backlog, read only -------------------------------------------------

@@ -14,6 +14,7 @@
 
 import hashlib
 import os
+import string
 import urllib.parse
 
 from glance_store import location as store_location
@@ -33,6 +34,11 @@ class LocationUrls:
 
     def __init__(self, encryption_key=None):
         self._encryption_key = encryption_key
+
+    @property
+    def encrypted(self):
+        """Whether stored values are encrypted: no SQL can read them."""
+        return bool(self._encryption_key)
 
     def url_of(self, value):
         """The URL a stored location value holds (decrypted if need be).
@@ -115,3 +121,62 @@ def data_digest(url):
     packed = '\0'.join(key).encode('utf-8', 'surrogateescape')
     return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(),
                           'big')
+
+
+# A URL whose last character is one of these, and that holds none of the
+# IRREGULAR_CHARACTERS, ends the way data_suffixes() says.
+PLAIN_ENDINGS = frozenset(string.ascii_letters + string.digits + '-_')
+# A query or fragment (left out of some keys), and what urlsplit() drops.
+IRREGULAR_CHARACTERS = ('?', '#', '\t', '\r', '\n')
+
+
+def irregular(url):
+    """Whether *url* may end otherwise than data_suffixes() expects.
+
+    A trailing '/', '.', '..' or blank, a query or a fragment: the few
+    forms of a URL whose ending says nothing of the data it names. The
+    database asks the same of every stored value.
+    """
+    return (not url or url[-1] not in PLAIN_ENDINGS or
+            any(character in url for character in IRREGULAR_CHARACTERS))
+
+
+def data_suffixes(url):
+    """Endings one of which every regular URL naming *url*'s data has.
+
+    Whatever form another URL takes, if data_key() finds it names the
+    same data, it either ends with one of these or is irregular(): so a
+    database can narrow "who else uses this data" to the values ending so,
+    and data_digest() decides. The ending is the last part of the key's
+    path (the object, file or image name), the last two for paths that
+    share their last part (RBD's ``<image>/snap``), with the forms of a
+    ``//``, ``/./`` or ``/../`` before it.
+
+    :returns: a tuple of suffixes; None when no ending narrows it (every
+        value must be compared).
+    """
+    scheme, _sep, rest = url.partition('://')
+    if scheme in layout.FILE_SCHEMES:
+        try:
+            path = os.path.normpath(file_path(url))
+        except ValueError:
+            return (url,)  # data_digest() compares it whole
+        return _nonempty(path.rsplit('/', 1)[-1])
+    if scheme in layout.S3_SCHEMES:
+        return _nonempty(rest.partition('?')[0].strip('/').rsplit('/', 1)[-1])
+    if '@' in rest.partition('/')[0] or scheme.startswith('swift'):
+        rest = rest.rsplit('@', 1)[-1]
+    host, _sep, path = rest.partition('/')
+    names = [name for name in os.path.normpath('/' + path).split('/')
+             if name]
+    if len(names) >= 2:
+        last = names[-1]
+        return ('%s/%s' % (names[-2], last),) + tuple(
+            between + last for between in ('//', '/./', '/../'))
+    if names:
+        return (names[-1],)
+    return _nonempty(host)
+
+
+def _nonempty(suffix):
+    return (suffix,) if suffix else None

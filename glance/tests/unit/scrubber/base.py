@@ -57,14 +57,23 @@ class FakeDataUsers:
 
     :ivar events: 'forget', 'refresh' and ('claimed', [image ids]), in
         the order the pass made them.
+    :ivar looked_ahead: the image ids of each look_ahead(), in order.
     """
 
     def __init__(self, on_refresh=None):
         self.on_refresh = on_refresh
         self.events = []
+        self.looked_ahead = []
+        self.lookup_seconds = 0.0
 
     def forget(self):
         self.events.append('forget')
+
+    def look_ahead(self, context, image_ids):
+        self.looked_ahead.append(list(image_ids))
+
+    def finished(self, claim):
+        pass
 
     def refresh(self, context):
         self.events.append('refresh')
@@ -332,7 +341,7 @@ class SingleStoreTestCase(DatabaseTestCase):
         kwargs.setdefault('gate', store_gate.StoreGate(
             store_deleter.UNBOUNDED, sleep=lambda seconds: None))
         kwargs.setdefault('data_users', data_users.DataUsers(
-            urls.LocationUrls(kwargs.get('encryption_key'))))
+            urls.LocationUrls(kwargs.get('encryption_key')), self.context))
         return store_deleter.StoreDeleter(self.context, datadirs=datadirs,
                                           **kwargs)
 

@@ -580,7 +580,7 @@ class TestClaims(ScrubberTestCase):
         listed = db_api.list_pending_delete_images(self.context,
                                                    timeutils.utcnow())
         self.useFixture(fixtures.MockPatchObject(
-            scrubber.Queue, '__iter__', lambda queue: iter(listed)))
+            scrubber.Queue, 'pages', lambda queue: iter([listed])))
         with self.db.engine.begin() as connection:
             connection.exec_driver_sql(
                 'ALTER TABLE images RENAME TO images_away')

@@ -477,21 +477,22 @@ class TestDataUsers(DatabaseTestCase):
         calls = []
         real = db_api.data_users
 
-        def data_users(context, after_id=None):
-            rows, highest = real(context, after_id=after_id)
+        def data_users(context, after_id=None, limit=None):
+            rows, highest = real(context, after_id=after_id, limit=limit)
             calls.append((after_id, [value for _i, _im, value in rows]))
             return rows, highest
 
         self.useFixture(fixtures.MockPatchObject(db_api, 'data_users',
                                                  data_users))
+        # The first refresh of a pass only notes where the table ends.
         users.refresh(self.context)
+        besides(users, store_location('file:///srv/images/new'),
+                'another-image')
         self.live_image('file:///srv/images/new')
 
         users.refresh(self.context)
 
-        (first, old_rows), (after, new_rows) = calls
-        self.assertEqual((None, ['file:///srv/images/old']),
-                         (first, old_rows))
+        [(after, new_rows)] = calls
         self.assertEqual(['file:///srv/images/new'], new_rows)
         self.assertIsNotNone(after)
 
@@ -500,6 +501,9 @@ class TestDataUsers(DatabaseTestCase):
         users = data_users.DataUsers(urls.LocationUrls())
         users.REFRESH_INTERVAL = 3600
         users.refresh(self.context)
+        # The data is at stake: its users are known, none yet.
+        besides(users, store_location('file:///srv/images/new'),
+                'another-image')
         live = self.live_image('file:///srv/images/new')
 
         users.refresh(self.context)
