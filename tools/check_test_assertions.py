@@ -56,22 +56,8 @@ import sys
 EXCEPTIONS = {}
 
 UNIT_TESTS = 'glance/tests/unit/'
-_DATA_USERS_MOVE = ('moved out of test_api.py by another branch; a class '
-                    'on glance.tests.unit.db.DatabaseTestCase after that')
 # "path relative to the tree::test_name": why it is a function for now.
-UNIT_FUNCTIONS = {
-    'glance/tests/unit/db/test_api.py::%s' % name: _DATA_USERS_MOVE
-    for name in (
-        'test_data_users_are_live_and_restorable_locations_in_id_order',
-        'test_a_location_removed_from_a_live_image_is_not_a_data_user',
-        'test_an_image_stops_being_a_data_user_once_claimed',
-        'test_data_users_after_an_id_are_only_the_newer_ones',
-        'test_data_users_with_nothing_new_cost_one_statement',
-        'test_data_users_of_an_empty_table',
-        'test_data_users_are_read_on_the_primary',
-        'test_data_users_read_a_claim_on_the_primary',
-        'test_dropped_connection_is_replaced',
-    )}
+UNIT_FUNCTIONS = {}
 
 ASSERTING_PREFIXES = ('assert', 'fail')
 HELPER_PREFIXES = ('check_', 'assert', 'expect')

@@ -31,7 +31,6 @@ import threading
 import time
 
 from oslo_utils import timeutils
-import pytest
 import sqlalchemy as sa
 import testtools
 from testtools import matchers
@@ -44,7 +43,6 @@ from glance.tests import databases
 from glance.tests import seed
 from glance.tests.unit import children
 from glance.tests.unit import db as db_tests
-from glance.tests.unit.db import set_up_database
 
 IMAGES = models.Image.__table__
 LOCATIONS = models.ImageLocation.__table__
@@ -53,27 +51,6 @@ CLAIM_TIMEOUT = datetime.timedelta(seconds=60)
 TRANSACTION_CONTROL = ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT',
                        'RELEASE')
 BEING_SCRUBBED = 'is being scrubbed'
-
-
-@pytest.fixture(scope='module')
-def replica_database(database):
-    replica = set_up_database(database.backend)
-    yield replica
-    replica.cleanUp()
-
-
-@pytest.fixture
-def replica(db, replica_database):
-    """A stale copy, configured as ``[database] slave_connection``."""
-    db_tests.clear(replica_database.engine)
-    api.configure(connection=db.url, slave_connection=replica_database.url,
-                  max_retries=1, retry_interval=0)
-    return replica_database
-
-
-@pytest.fixture
-def context():
-    return glance_context.get_admin_context()
 
 
 def cutoff():
@@ -1299,11 +1276,6 @@ class TestUnreachableServer(testtools.TestCase):
 
 # Retries, provoked for real
 
-def _require_server(db):
-    if db.backend == 'sqlite':
-        pytest.skip('needs a database server')
-
-
 def _backend_id_sql(backend):
     return ('SELECT pg_backend_pid()' if backend == 'postgresql'
             else 'SELECT CONNECTION_ID()')
@@ -1313,25 +1285,6 @@ def _kill_sql(backend, connection_id):
     if backend == 'postgresql':
         return 'SELECT pg_terminate_backend(%d)' % connection_id
     return 'KILL %d' % connection_id
-
-
-def test_dropped_connection_is_replaced(db, context):
-    _require_server(db)
-    image = seed.Image([seed.Location('file:///1', status='active')],
-                       status='active', deleted=False)
-    seed.insert(db.engine, [image])
-    engine = api.get_engine()
-    with engine.connect() as connection:
-        victim = connection.exec_driver_sql(
-            _backend_id_sql(db.backend)).scalar()
-    with db.engine.connect() as admin:
-        admin.exec_driver_sql(_kill_sql(db.backend, victim))
-
-    rows, _highest = api.data_users(context)
-    assert [value for _id, _image, value in rows] == ['file:///1']
-    with engine.connect() as connection:
-        assert connection.exec_driver_sql(
-            _backend_id_sql(db.backend)).scalar() != victim
 
 
 def _lock_waits_sql(backend):
@@ -1447,6 +1400,27 @@ _UPDATE_IMAGES = re.compile(r'^\s*UPDATE images\b', re.IGNORECASE)
 
 class RetriesTests:
     """oslo.db retries a transaction the server refused, provoked here."""
+
+    def test_a_dropped_connection_is_replaced(self):
+        if self.backend == 'sqlite':
+            self.skipTest('needs a database server')
+        image = seed.Image([seed.Location('file:///1', status='active')],
+                           status='active', deleted=False)
+        seed.insert(self.engine, [image])
+        engine = api.get_engine()
+        with engine.connect() as connection:
+            victim = connection.exec_driver_sql(
+                _backend_id_sql(self.backend)).scalar()
+        with self.engine.connect() as admin:
+            admin.exec_driver_sql(_kill_sql(self.backend, victim))
+
+        rows, _highest = api.data_users(self.context)
+
+        self.assertEqual(['file:///1'],
+                         [value for _id, _image, value in rows])
+        with engine.connect() as connection:
+            self.assertNotEqual(victim, connection.exec_driver_sql(
+                _backend_id_sql(self.backend)).scalar())
 
     def test_restore_is_retried_after_a_real_deadlock(self):
         """restore_image loses a deadlock to another transaction and retries.
