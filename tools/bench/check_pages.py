@@ -38,10 +38,12 @@ sys.path.insert(0, str(BENCH))
 import members_bench  # noqa: E402
 import pages  # noqa: E402
 import rgw_cpu_bench  # noqa: E402
+import scale_bench  # noqa: E402
 import scrub_bench  # noqa: E402
 import stores_bench  # noqa: E402
 
-TOOLS = (scrub_bench, stores_bench, members_bench, rgw_cpu_bench)
+TOOLS = (scrub_bench, stores_bench, members_bench, rgw_cpu_bench,
+         scale_bench)
 FIGURES = pages.DOC_DIR / 'benchmark-figures.inc'
 # A figure's name: its tool's prefix, then words and numbers by hyphens.
 PREFIXES = ('scrub', 'stores', 'members', 'rgw', 'scale')
