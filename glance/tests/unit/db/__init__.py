@@ -28,6 +28,7 @@ is no TestCase, so it is never run on its own.
 import unittest
 
 import fixtures
+import sqlalchemy as sa
 import testtools
 
 from glance import context
@@ -137,3 +138,35 @@ class MySQLTestCase(DatabaseTestCase):
 
 class PostgreSQLTestCase(DatabaseTestCase):
     backend = 'postgresql'
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends, transaction control aside.
+
+    oslo.db sends an explicit BEGIN on SQLite (embedded, no round trip);
+    that is demarcation, not a query, so it is not counted.
+    """
+
+    TRANSACTION_CONTROL = ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT',
+                           'RELEASE')
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements = []
+
+    def _record(self, conn, cursor, statement, parameters, context,
+                executemany):
+        if not statement.lstrip().upper().startswith(
+                self.TRANSACTION_CONTROL):
+            self.statements.append(statement)
+
+    def __enter__(self):
+        sa.event.listen(self.engine, 'before_cursor_execute', self._record)
+        return self
+
+    def __exit__(self, *exc_info):
+        sa.event.remove(self.engine, 'before_cursor_execute', self._record)
+
+    def take(self):
+        statements, self.statements = self.statements, []
+        return statements

@@ -145,34 +145,6 @@ def restore_all(context, image_id):
         location.id for location in candidate.locations])
 
 
-class StatementCounter:
-    """Counts the SQL statements an engine sends, transaction control aside.
-
-    oslo.db sends an explicit BEGIN on SQLite (embedded, no round trip);
-    that is demarcation, not a query, so it is not counted.
-    """
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.statements = []
-
-    def _record(self, conn, cursor, statement, parameters, context,
-                executemany):
-        if not statement.lstrip().upper().startswith(TRANSACTION_CONTROL):
-            self.statements.append(statement)
-
-    def __enter__(self):
-        sa.event.listen(self.engine, 'before_cursor_execute', self._record)
-        return self
-
-    def __exit__(self, *exc_info):
-        sa.event.remove(self.engine, 'before_cursor_execute', self._record)
-
-    def take(self):
-        statements, self.statements = self.statements, []
-        return statements
-
-
 # list_pending_delete_images
 
 class ListPendingDeleteImagesTests:
@@ -251,7 +223,7 @@ class ListPendingDeleteImagesTests:
         seed.insert(self.engine, eligible + decoys)
         limit, marker, pages, seen = 3, None, 0, []
 
-        with StatementCounter(api.get_engine()) as counter:
+        with db_tests.StatementCounter(api.get_engine()) as counter:
             while True:
                 page = api.list_pending_delete_images(
                     self.context, cutoff(), marker=marker, limit=limit)
@@ -393,7 +365,7 @@ class ClaimedTotalsTests:
             update_image(self.engine, image.id, updated_at=stamp)
         update_image(self.engine, not_deleted.id, deleted=False)
 
-        with StatementCounter(api.get_engine()) as counter:
+        with db_tests.StatementCounter(api.get_engine()) as counter:
             totals = api.claimed_totals(self.context, claimed_before())
 
         self.assertEqual(api.ClaimedTotals(2, older_stamp), totals)
@@ -556,7 +528,7 @@ class ClaimImagesTests:
     def test_no_candidates_claim_nothing_without_a_query(self):
         seed.insert(self.engine, [seed.Image(pending('file:///1'))])
 
-        with StatementCounter(api.get_engine()) as counter:
+        with db_tests.StatementCounter(api.get_engine()) as counter:
             self.assertEqual([], api.claim_images(self.context, [], cutoff(),
                                                   claimed_before()))
             self.assertEqual([], counter.take())
@@ -867,7 +839,7 @@ class RecordScrubsTests:
                 finished=False) for image in batch]
 
         one, rest = records_of(images[:1]), records_of(images[1:])
-        with StatementCounter(api.get_engine()) as counter:
+        with db_tests.StatementCounter(api.get_engine()) as counter:
             api.record_scrubs(self.context, one)
             for_one = counter.take()
             api.record_scrubs(self.context, rest)
@@ -1440,7 +1412,8 @@ class RetriesTests:
         present = [location.id for location in candidate.locations]
         engine = api.get_engine()
 
-        with RetryWatch() as retries, StatementCounter(engine) as counter:
+        with RetryWatch() as retries, \
+                db_tests.StatementCounter(engine) as counter:
             with self.engine.connect() as other:
                 transaction = other.begin()
                 _make_survivor(self.database, other)

@@ -21,56 +21,20 @@ from oslo_utils import timeutils
 import sqlalchemy as sa
 import testtools
 
-from glance import context as glance_context
 from glance.db.sqlalchemy import api
 from glance.db.sqlalchemy import models
 from glance import scrubber
 from glance.scrubber import data_users
 from glance.scrubber.stores import urls
 from glance.tests import seed
-from glance.tests.unit import children
-from glance.tests.unit.db import set_up_database
+from glance.tests.unit import db as db_tests
 from glance.tests.unit.scrubber import base
 
 LOCATIONS = models.ImageLocation.__table__
 
 
-class _DatabaseTestCase(testtools.TestCase):
-    """A migrated database on the server BACKEND names, for a class."""
-
-    BACKEND = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.database = set_up_database(cls.BACKEND)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.database.cleanUp()
-        super().tearDownClass()
-
-    def setUp(self):
-        super().setUp()
-        with self.database.engine.begin() as connection:
-            children.clear(connection)
-            connection.execute(LOCATIONS.delete())
-            connection.execute(models.Image.__table__.delete())
-        api.configure(connection=self.database.url, max_retries=1,
-                      retry_interval=0)
-        self.addCleanup(api.reset)
-        self.engine = self.database.engine
-        self.context = glance_context.get_admin_context()
-
-    def use_replica(self):
-        """A second, empty database as ``[database] slave_connection``."""
-        replica = set_up_database(self.BACKEND)
-        self.addCleanup(replica.cleanUp)
-        self.addCleanup(api.reset)
-        api.configure(connection=self.database.url,
-                      slave_connection=replica.url, max_retries=1,
-                      retry_interval=0)
-        return replica
+class _DataUsersTestCase:
+    """What the data users tests share, beside a db_tests base."""
 
     def insert(self, *images):
         return seed.insert(self.engine, images)
@@ -100,30 +64,6 @@ def pending(*urls, **kwargs):
 
 def values(rows):
     return [value for _id, _image, value in rows]
-
-
-class StatementCounter:
-    """Counts the SQL statements an engine sends, but BEGIN and COMMIT."""
-
-    TRANSACTION_CONTROL = ('BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT',
-                           'RELEASE')
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.statements = []
-
-    def _record(self, conn, cursor, statement, parameters, context,
-                executemany):
-        if not statement.lstrip().upper().startswith(
-                self.TRANSACTION_CONTROL):
-            self.statements.append(statement)
-
-    def __enter__(self):
-        sa.event.listen(self.engine, 'before_cursor_execute', self._record)
-        return self
-
-    def __exit__(self, *exc_info):
-        sa.event.remove(self.engine, 'before_cursor_execute', self._record)
 
 
 # --- data_users -------------------------------------------------------------
@@ -211,7 +151,7 @@ class DataUsersQueryTests:
         self.insert(pending('file:///1'))
         _rows, highest = api.data_users(self.context)
 
-        with StatementCounter(api.get_engine()) as counter:
+        with db_tests.StatementCounter(api.get_engine()) as counter:
             self.assertEqual(([], highest),
                              api.data_users(self.context, after_id=highest))
 
@@ -269,17 +209,19 @@ class DataUsersQueryTests:
                          api.highest_location_id(self.context))
 
 
-class TestDataUsersQueryOnSQLite(DataUsersQueryTests, _DatabaseTestCase):
-    BACKEND = 'sqlite'
+class TestDataUsersQueryOnSQLite(DataUsersQueryTests, _DataUsersTestCase,
+                                 db_tests.SQLiteTestCase):
+    pass
 
 
-class TestDataUsersQueryOnMySQL(DataUsersQueryTests, _DatabaseTestCase):
-    BACKEND = 'mysql'
+class TestDataUsersQueryOnMySQL(DataUsersQueryTests, _DataUsersTestCase,
+                                db_tests.MySQLTestCase):
+    pass
 
 
-class TestDataUsersQueryOnPostgreSQL(DataUsersQueryTests,
-                                     _DatabaseTestCase):
-    BACKEND = 'postgresql'
+class TestDataUsersQueryOnPostgreSQL(DataUsersQueryTests, _DataUsersTestCase,
+                                     db_tests.PostgreSQLTestCase):
+    pass
 
 
 # --- find_data_users --------------------------------------------------------
@@ -335,7 +277,7 @@ class FindDataUsersTests:
             'glance.db.sqlalchemy.api.SUFFIXES_PER_STATEMENT', 2))
         self.insert(live('file:///a', 'file:///b', 'file:///c'))
 
-        with StatementCounter(api.get_engine()) as counter:
+        with db_tests.StatementCounter(api.get_engine()) as counter:
             found = self.find('a', 'b', 'c', 'd')
 
         self.assertEqual(['file:///a', 'file:///b', 'file:///c'], found)
@@ -353,16 +295,19 @@ class FindDataUsersTests:
                           for image_id, found in found.items()})
 
 
-class TestFindDataUsersOnSQLite(FindDataUsersTests, _DatabaseTestCase):
-    BACKEND = 'sqlite'
+class TestFindDataUsersOnSQLite(FindDataUsersTests, _DataUsersTestCase,
+                                db_tests.SQLiteTestCase):
+    pass
 
 
-class TestFindDataUsersOnMySQL(FindDataUsersTests, _DatabaseTestCase):
-    BACKEND = 'mysql'
+class TestFindDataUsersOnMySQL(FindDataUsersTests, _DataUsersTestCase,
+                               db_tests.MySQLTestCase):
+    pass
 
 
-class TestFindDataUsersOnPostgreSQL(FindDataUsersTests, _DatabaseTestCase):
-    BACKEND = 'postgresql'
+class TestFindDataUsersOnPostgreSQL(FindDataUsersTests, _DataUsersTestCase,
+                                    db_tests.PostgreSQLTestCase):
+    pass
 
 
 # --- what a pass reads ------------------------------------------------------
@@ -459,17 +404,19 @@ class WhatAPassReadsTests:
         self.assertEqual({irregular.id}, asked[alone.id])
 
 
-class TestWhatAPassReadsOnSQLite(WhatAPassReadsTests, _DatabaseTestCase):
-    BACKEND = 'sqlite'
+class TestWhatAPassReadsOnSQLite(WhatAPassReadsTests, _DataUsersTestCase,
+                                 db_tests.SQLiteTestCase):
+    pass
 
 
-class TestWhatAPassReadsOnMySQL(WhatAPassReadsTests, _DatabaseTestCase):
-    BACKEND = 'mysql'
+class TestWhatAPassReadsOnMySQL(WhatAPassReadsTests, _DataUsersTestCase,
+                                db_tests.MySQLTestCase):
+    pass
 
 
-class TestWhatAPassReadsOnPostgreSQL(WhatAPassReadsTests,
-                                     _DatabaseTestCase):
-    BACKEND = 'postgresql'
+class TestWhatAPassReadsOnPostgreSQL(WhatAPassReadsTests, _DataUsersTestCase,
+                                     db_tests.PostgreSQLTestCase):
+    pass
 
 
 # --- how far a pass looks ahead ---------------------------------------------
