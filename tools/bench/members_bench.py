@@ -41,7 +41,6 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
 
 BENCH = pathlib.Path(__file__).resolve().parent
@@ -264,14 +263,7 @@ def page_text(data, results_path):
         lines.append('   * - %s' % line[0])
         lines.extend('     - %s' % value for value in line[1:])
     lines.append('')
-    return '\n'.join(_folded(line) for line in lines) + '\n'
-
-
-def _folded(line):
-    if len(line) <= 79 or line.startswith((' ', '..', '=')):
-        return line
-    return textwrap.fill(line, 79, break_long_words=False,
-                         break_on_hyphens=False)
+    return '\n'.join(pages.fold(line) for line in lines) + '\n'
 
 
 def rendered_pages(data, results_path):
@@ -306,25 +298,19 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def run_all(args):
+    runs = args.runs or (1 if args.quick else 2)
+    return {'meta': dict(pages.machine(), quick=args.quick, runs=runs,
+                         pool=POOL_SIZE, latency_ms=LATENCY * 1000),
+            'results': measure(args.quick, runs)}
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.from_json:
-        results_path = args.from_json
-        data = pages.load(results_path)
-    else:
-        runs = args.runs or (1 if args.quick else 2)
-        data = {'meta': dict(pages.machine(), quick=args.quick, runs=runs,
-                             pool=POOL_SIZE, latency_ms=LATENCY * 1000),
-                'results': measure(args.quick, runs)}
-        results_path = args.json or pages.RESULTS_DIR / (
-            'members-%s.json' % data['meta']['date'])
-        pages.save(results_path, data)
-        print('results in %s' % results_path)
+    data, results_path = pages.saved_or_run(args, run_all, 'members')
     print_table(data['results'])
     if args.write_docs:
-        for path, text in rendered_pages(data, results_path).items():
-            path.write_text(text)
-        print('wrote %s' % RST_PATH)
+        pages.write(rendered_pages(data, results_path))
     return 0 if all(result['clean'] for result in data['results']) else 1
 
 

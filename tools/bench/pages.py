@@ -25,6 +25,7 @@ import pathlib
 import platform
 import re
 import sys
+import textwrap
 import time
 
 BENCH = pathlib.Path(__file__).resolve().parent
@@ -93,6 +94,38 @@ def results_of(page_text):
     """The results file a page says it was made from, or None."""
     found = _HEADER.search(page_text)
     return TREE / found.group('results') if found else None
+
+
+def fold(line):
+    """A prose line folded at 79 columns (doc8's limit); markup kept."""
+    if len(line) <= 79 or line.startswith((' ', '..', '=')):
+        return line
+    return textwrap.fill(line, 79, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def saved_or_run(args, run, name):
+    """(data, its results file): --from-json's, or a new run's, saved.
+
+    :param run: run(args) measures and returns the data, whose
+        meta['date'] names the file (RESULTS_DIR/NAME-DATE.json) unless
+        --json names another.
+    """
+    if args.from_json:
+        return load(args.from_json), args.from_json
+    data = run(args)
+    path = args.json or RESULTS_DIR / ('%s-%s.json'
+                                       % (name, data['meta']['date']))
+    save(path, data)
+    print('results in %s' % path)
+    return data, path
+
+
+def write(rendered):
+    """Write the pages of a tool's rendered_pages()."""
+    for path, text in rendered.items():
+        path.write_text(text)
+        print('wrote %s' % relative(path))
 
 
 def load(path):

@@ -45,7 +45,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 
@@ -284,14 +283,7 @@ def page_text(data, results_path):
     lines += ['', '.. image:: %s' % PNG_PATH.name,
               '   :alt: images per second against scrub_pool_size on '
               'RGW, this tree and a plain boto3 client', '']
-    return '\n'.join(_folded(line) for line in lines)
-
-
-def _folded(line):
-    if len(line) <= 79 or line.startswith((' ', '..', '=')):
-        return line
-    return textwrap.fill(line, 79, break_long_words=False,
-                         break_on_hyphens=False)
+    return '\n'.join(pages.fold(line) for line in lines)
 
 
 def rendered_pages(data, results_path):
@@ -381,21 +373,11 @@ def run_all(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.from_json:
-        results_path = args.from_json
-        data = pages.load(results_path)
-    else:
-        data = run_all(args)
-        results_path = args.json or pages.RESULTS_DIR / (
-            'rgw-%s.json' % data['meta']['date'])
-        pages.save(results_path, data)
-        print('results in %s' % results_path)
+    data, results_path = pages.saved_or_run(args, run_all, 'rgw')
     report(data)
     if args.write_docs:
-        for path, text in rendered_pages(data, results_path).items():
-            path.write_text(text)
+        pages.write(rendered_pages(data, results_path))
         plot(data)
-        print('wrote %s and %s' % (RST_PATH, PNG_PATH))
     return 0
 
 

@@ -16,9 +16,10 @@
         [--runs N] [--json FILE] [--write-docs] [--from-results FILE]
         [--profile DIR]
 
-``--from-results tools/bench/results/DATE.json --write-docs`` rewrites
-the page and the plot from stored results without running anything
-(``--from-json`` is the same option).
+A run saves its raw results in tools/bench/results/scrub-DATE.json (or
+--json FILE); ``--from-results FILE --write-docs`` rewrites the page and
+the plot from saved results without running anything (``--from-json`` is
+the same option).
 
 Each cell seeds N pending_delete images (rows written with
 glance.tests.seed, data really in the store), runs one pass of the real
@@ -1032,25 +1033,15 @@ def main(argv=None):
     args = parse_args(argv)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
-    if args.from_json:
-        results_path = args.from_json
-        data = pages.load(results_path)
-    else:
-        data = run_all(args)
-        results_path = args.json or pages.RESULTS_DIR / (
-            '%s.json' % data['meta']['date'])
-        pages.save(results_path, data)
-        print('results in %s' % results_path)
+    data, results_path = pages.saved_or_run(args, run_all, 'scrub')
     results = data['results']
     print()
     print_table(results)
     print()
     print_checks(target_checks(results))
     if args.write_docs:
-        for path, text in rendered_pages(data, results_path).items():
-            path.write_text(text)
+        pages.write(rendered_pages(data, results_path))
         plot(results)
-        print('wrote %s and %s' % (RST_PATH, PNG_PATH))
     return 0
 
 

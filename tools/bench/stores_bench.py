@@ -838,27 +838,23 @@ def save(path, results):
             json.dump({'partial': results}, saved, indent=1)
 
 
+def run_and_carry(args):
+    """A new run, with the groups it did not run carried (--carry)."""
+    data = run_all(args)
+    if args.carry:
+        carry(data, args.carry)
+    return data
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.from_json:
-        results_path = args.from_json
-        data = pages.load(results_path)
-    else:
-        data = run_all(args)
-        if args.carry:
-            carry(data, args.carry)
-        results_path = args.json or RESULTS_DIR / ('stores-%s.json'
-                                                   % data['meta']['date'])
-        pages.save(results_path, data)
-        print('results in %s' % results_path)
+    data, results_path = pages.saved_or_run(args, run_and_carry, 'stores')
     print_report(data['results'])
     if args.write_docs:
-        for path, text in rendered_pages(data, results_path).items():
-            path.write_text(text)
+        pages.write(rendered_pages(data, results_path))
         for group in PLOTS:
             if any(r['group'] == group for r in data['results']):
                 plot(data['results'], group)
-        print('wrote %s and its plots' % RST_PATH)
     return 0
 
 
