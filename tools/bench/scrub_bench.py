@@ -782,9 +782,10 @@ def page_text(data, results_path):
         'Caveats. Upstream\'s S3 cells use smaller N (it scrubs a few '
         'images per second) and its file-store cells N=%s; '
         'images/s is what is compared. The moto server, the proxy and '
-        'the scrubber share the 2 cores, so the high-pool S3 cells '
-        'measure the harness as much as the scrubber. The memory cells '
-        'run once.' % meta.get('upstream_file_n', '?'),
+        'the scrubber share the machine\'s %d cores, so the high-pool S3 '
+        'cells measure the harness as much as the scrubber. The memory '
+        'cells run once.' % (meta.get('upstream_file_n', '?'),
+                             meta['cores']),
         '',
         'One scrubber per cell here; several sharing a database: '
         ':doc:`scrubber-members-benchmark`.',

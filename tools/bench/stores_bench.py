@@ -652,7 +652,7 @@ def page_text(data, results_path):
         'and no glance_store (``tools/bench/plain_swift_client.py``). '
         '``process s``: the whole process, start-up included. ``servers '
         'CPU s``: CPU of the Swift and Keystone processes over the run, on '
-        'the same 2 cores.',
+        'the same %d cores.' % meta['cores'],
         '* **s3-throttled**: moto behind a proxy adding 25 ms per request '
         'and answering ``503 SlowDown`` above 100 requests per second. '
         '``throttled``: the share of requests the proxy answered so, '
