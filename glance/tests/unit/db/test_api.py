@@ -598,33 +598,6 @@ class ClaimImagesTests:
         self.assertIn(BEING_SCRUBBED, str(restored))
         self.assertEqual(after_the_claim, snapshot(self.engine))
 
-    def test_claim_waiting_on_another_claim_of_the_image_then_leaves_it(
-            self):
-        """Compare-and-set under concurrency, on the servers' row locks.
-
-        Another transaction claims the image and holds its row; our claim
-        waits for the lock, then reads the committed row and takes nothing.
-        """
-        if self.backend == 'sqlite':
-            self.skipTest('needs a database server')
-        image = seed.Image(pending('file:///1'))
-        seed.insert(self.engine, [image])
-        other_token = api.claim_token()
-
-        with self.engine.connect() as other:
-            transaction = other.begin()
-            other.execute(IMAGES.update().where(IMAGES.c.id == image.id)
-                          .values(status='deleted', updated_at=other_token))
-            thread, outcome = _in_thread(
-                api.claim_images, self.context, candidates(image), cutoff(),
-                claimed_before())
-            _wait_for_lock_wait(self.database, thread, outcome)
-            transaction.commit()
-        thread.join()
-
-        self.assertEqual({'result': []}, outcome)
-        self.assertEqual(other_token, image_row(self.engine, image.id)[3])
-
     def test_the_queue_reads_the_replica_but_the_claim_decides_on_the_primary(
             self):
         replica = self.use_replica()
@@ -654,15 +627,45 @@ class ClaimImagesTests:
         self.assertEqual('active', image_row(self.engine, restored.id)[0])
 
 
+class ServerClaimImagesTests(ClaimImagesTests):
+    """What only a database server's row locks show."""
+
+    def test_claim_waiting_on_another_claim_of_the_image_then_leaves_it(
+            self):
+        """Compare-and-set under concurrency, on the servers' row locks.
+
+        Another transaction claims the image and holds its row; our claim
+        waits for the lock, then reads the committed row and takes nothing.
+        """
+        image = seed.Image(pending('file:///1'))
+        seed.insert(self.engine, [image])
+        other_token = api.claim_token()
+
+        with self.engine.connect() as other:
+            transaction = other.begin()
+            other.execute(IMAGES.update().where(IMAGES.c.id == image.id)
+                          .values(status='deleted', updated_at=other_token))
+            thread, outcome = _in_thread(
+                api.claim_images, self.context, candidates(image), cutoff(),
+                claimed_before())
+            _wait_for_lock_wait(self.database, thread, outcome)
+            transaction.commit()
+        thread.join()
+
+        self.assertEqual({'result': []}, outcome)
+        self.assertEqual(other_token, image_row(self.engine, image.id)[3])
+
+
 class TestClaimImagesOnSQLite(ClaimImagesTests, db_tests.SQLiteTestCase):
     pass
 
 
-class TestClaimImagesOnMySQL(ClaimImagesTests, db_tests.MySQLTestCase):
+class TestClaimImagesOnMySQL(ServerClaimImagesTests,
+                             db_tests.MySQLTestCase):
     pass
 
 
-class TestClaimImagesOnPostgreSQL(ClaimImagesTests,
+class TestClaimImagesOnPostgreSQL(ServerClaimImagesTests,
                                   db_tests.PostgreSQLTestCase):
     pass
 
@@ -1371,11 +1374,13 @@ _UPDATE_IMAGES = re.compile(r'^\s*UPDATE images\b', re.IGNORECASE)
 
 
 class RetriesTests:
-    """oslo.db retries a transaction the server refused, provoked here."""
+    """oslo.db retries a transaction a server refused, provoked here.
+
+    Server-only: SQLite has no connection to drop and no deadlock; its own
+    refusal is TestRetriesOnSQLite's.
+    """
 
     def test_a_dropped_connection_is_replaced(self):
-        if self.backend == 'sqlite':
-            self.skipTest('needs a database server')
         image = seed.Image([seed.Location('file:///1', status='active')],
                            status='active', deleted=False)
         seed.insert(self.engine, [image])
@@ -1403,8 +1408,6 @@ class RetriesTests:
         which the server resolves by aborting restore_image's transaction.
         oslo.db must retry it, and the retry must succeed.
         """
-        if self.backend == 'sqlite':
-            self.skipTest('needs a database server')
         image = seed.Image(pending('file:///1', 'file:///2'))
         seed.insert(self.engine, [image])
         _create_nontransactional_table(self.database)
@@ -1440,6 +1443,10 @@ class RetriesTests:
         self.assertEqual([('active', False, False)] * 2,
                          location_rows(self.engine, image.id))
 
+
+class TestRetriesOnSQLite(db_tests.SQLiteTestCase):
+    """SQLite refuses a second writer at once: oslo.db retries it."""
+
     def test_sqlite_database_is_locked_is_retried(self):
         """A claim that meets another SQLite writer is retried, not failed.
 
@@ -1449,8 +1456,6 @@ class RetriesTests:
         The writer lets go once the claim has been refused; the retry must
         then succeed.
         """
-        if self.backend != 'sqlite':
-            self.skipTest('SQLite only')
         image, decoy = seed.insert(self.engine, [
             seed.Image(pending('file:///1')),
             seed.Image(pending('file:///decoy'), status='active')])
@@ -1479,10 +1484,6 @@ class RetriesTests:
                             for error in retries.errors), retries.errors)
         self.assertEqual('deleted', image_row(self.engine, image.id)[0])
         self.assertEqual('active', image_row(self.engine, decoy.id)[0])
-
-
-class TestRetriesOnSQLite(RetriesTests, db_tests.SQLiteTestCase):
-    pass
 
 
 class TestRetriesOnMySQL(RetriesTests, db_tests.MySQLTestCase):
