@@ -187,8 +187,9 @@ def _check_image(ioctx, name):
     except rbd.ImageNotFound:
         return
     if clones:
-        raise ImageInUse(_('RBD image %(name)s has %(count)d clone(s), '
-                           'e.g. %(clone)s') % {
+        raise ImageInUse(_('RBD image %(name)s is the parent of %(count)d '
+                           'image(s) (its clones and theirs), e.g. '
+                           '%(clone)s') % {
             'name': name, 'count': len(clones), 'clone': clones[0]})
     if watchers:
         raise ImageInUse(_('RBD image %(name)s is open by %(count)d other '
@@ -196,13 +197,11 @@ def _check_image(ioctx, name):
 
 
 def _clones(image):
-    clones = []
-    for snapshot in list(image.list_snaps()):
-        image.set_snap(snapshot['name'])
-        clones.extend('%s/%s' % (child['pool'], child['image'])
-                      for child in image.list_children2())
-    image.set_snap(None)
-    return clones
+    # One listing for every snapshot, clones in the trash included: two
+    # OSD requests, where setting each snapshot and listing its children
+    # refreshed the image first.
+    return ['%s/%s' % (child['pool'], child['image'])
+            for child in image.list_descendants()]
 
 
 def _pool_and_image(store, url):

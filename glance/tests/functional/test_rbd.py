@@ -322,3 +322,23 @@ def test_a_parent_of_a_v2_clone_is_kept_until_the_clone_is_gone(
                      bytes_reclaimed=len(DATA))
     assert not v2_pool.exists(url)
     assert not v2_pool.in_trash(url)
+
+
+def test_a_clone_in_the_trash_still_keeps_its_parent(
+        database, config, ceph_cluster, glance_rbd, request):
+    """A trashed clone still reads its parent's snapshot until purged."""
+    ceph.use_rbd_store(config, ceph_cluster)
+    v2_pool = ceph_cluster.rbd_pool(clone_format=2)
+    request.addfinalizer(v2_pool.close)
+    [parent] = images_in(glance_rbd, 1)
+    url = only_url(parent)
+    v2_pool.trash_clone(v2_pool.clone(url, 'volume-%s'
+                                      % uuid.uuid4().hex[:12]))
+    seed.insert(database.engine, [parent])
+
+    run = fixtures.run_scrubber(config)
+
+    check_clean_pass(run, found=1, in_use=1)
+    scenario.check_pending(database.engine, parent, ['pending_delete'])
+    assert v2_pool.read(url) == DATA
+    assert v2_pool.snapshots(url) == [ceph.SNAPSHOT]

@@ -290,6 +290,10 @@ class RbdPool:
     def remove_clone(self, child_name):
         rbd.RBD().remove(self._ioctx, child_name)
 
+    def trash_clone(self, child_name):
+        """Move a clone to the RBD trash, where it still reads its parent."""
+        rbd.RBD().trash_move(self._ioctx, child_name)
+
     @contextlib.contextmanager
     def open_by_another_client(self, url, exclusive_lock=False):
         """Keep the image open in a client connection of its own.
