@@ -13,13 +13,15 @@
 """A pass against the size of the cloud and of the backlog.
 
     python tools/bench/scale_bench.py [--live N ...] [--due N ...]
-        [--upstream-due N ...] [--pool P] [--json FILE] [--write-docs]
-        [--from-json FILE]
+        [--empty-cloud-due N ...] [--upstream-due N ...] [--pool P]
+        [--json FILE] [--write-docs] [--from-json FILE]
 
 On PostgreSQL and the file store, with pool P (16) on the threading
 backend: for each number of live images (one location each, no data) and
 each number of due images (pending_delete, their data really in the
-store), one pass of the real glance-scrubber, run as a process of its own
+store; --empty-cloud-due adds backlogs measured with no live images
+only, such as the million, whose pass alone takes ten minutes), one
+pass of the real glance-scrubber, run as a process of its own
 through tools/bench/counted_scrubber.py, and for this tree also
 ``--list`` and ``--dry-run`` of the same backlog. Per cell: the peak RSS
 of the process (VmHWM), its wall time, images per second (this tree: of
@@ -262,8 +264,7 @@ def run_all(args):
             try:
                 for live in sorted(args.live):
                     cloud.grow_live(live)
-                    dues = args.due if impl == 'ours' else args.upstream_due
-                    for due in sorted(dues):
+                    for due in dues_at(impl, live, args):
                         modes = MODES if impl == 'ours' else ('pass',)
                         cell = {'impl': impl, 'live': live, 'due': due,
                                 'pool': args.pool}
@@ -275,6 +276,14 @@ def run_all(args):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def dues_at(impl, live, args):
+    """The backlogs measured against *live* live images."""
+    if impl == 'upstream':
+        return sorted(args.upstream_due)
+    extra = args.empty_cloud_due if live == 0 else []
+    return sorted(set(args.due) | set(extra))
 
 
 def images_per_s(cell):
@@ -496,6 +505,9 @@ def parse_args(argv):
                         default=[0, 100000, 1000000])
     parser.add_argument('--due', nargs='+', type=int,
                         default=[10000, 100000])
+    parser.add_argument('--empty-cloud-due', nargs='*', type=int,
+                        default=[],
+                        help='due images run with no live images only')
     parser.add_argument('--upstream-due', nargs='*', type=int,
                         default=[10000],
                         help='the due images upstream runs (none: skip it)')
