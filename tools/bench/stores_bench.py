@@ -27,7 +27,10 @@ Groups:
   64 MiB with 8 MiB written, made as glance_store makes them (a protected
   snapshot); OSD replies delayed 4 ms on the scrubber's side (``ms inject
   delay`` in its ceph.conf), as a networked cluster would; pools 1, 4, 8
-  and 16.
+  and 16. Beside the passes, what a delete costs besides the cluster's
+  work (rbd_steps): this tree's in-use look, timed and its OSD requests
+  counted, and a RADOS connection opened and shut down, which upstream
+  pays per delete.
 * swift: a Swift all-in-one with Keystone (tools/backends/swift_cluster.py),
   single tenant, objects written by glance_store; pools 1, 4 and 8.
 * swift-net: the same behind proxies that add 20 ms to every request to
@@ -311,6 +314,82 @@ def servers_cpu(cluster):
         if int(fields[2]) in groups:
             total += int(fields[11]) + int(fields[12])
     return total / ticks
+
+
+# --- what an RBD delete costs besides the cluster's work --------------------
+
+
+RBD_STEP_IMAGES = 16
+
+
+def rbd_steps(store, workdir):
+    """The in-use look and a RADOS connection, through the scrubber's conf.
+
+    Medians over RBD_STEP_IMAGES images made as glance_store makes them,
+    with the scrubber's OSD delay: look_ms, this tree's look
+    (glance.scrubber.stores.rbd) through a connection kept open, as the
+    scrubber's is; connection_ms, a connection opened, the pool opened
+    and the connection shut down, what upstream pays for each delete
+    besides; look_requests, the OSD requests one look sends.
+    """
+    from glance.scrubber.stores import rbd as scrubber_rbd
+    import rados
+
+    cluster = store.cluster
+    names = ['steps-%s' % uuid.uuid4().hex[:12]
+             for _image in range(RBD_STEP_IMAGES)]
+    urls = [store.put(name) for name in names]
+    looks, connections = [], []
+    client = rados.Rados(conffile=store.client_conf, rados_id=cluster.user)
+    client.connect()
+    try:
+        with client.open_ioctx(cluster.pool) as ioctx:
+            for name in names:
+                started = time.perf_counter()
+                scrubber_rbd._check_image(ioctx, name)
+                looks.append(time.perf_counter() - started)
+    finally:
+        client.shutdown()
+    for _attempt in names:
+        started = time.perf_counter()
+        other = rados.Rados(conffile=store.client_conf,
+                            rados_id=cluster.user)
+        other.connect()
+        other.open_ioctx(cluster.pool).close()
+        other.shutdown()
+        connections.append(time.perf_counter() - started)
+    counted = _osd_requests(store, workdir, scrubber_rbd._check_image,
+                            names[0])
+    baseline = _osd_requests(store, workdir, lambda ioctx, name: None,
+                             names[0])
+    for url in urls:
+        store.pool.remove(url)
+    return {'images': RBD_STEP_IMAGES,
+            'look_ms': 1000 * statistics.median(looks),
+            'connection_ms': 1000 * statistics.median(connections),
+            'look_requests': counted - baseline}
+
+
+def _osd_requests(store, workdir, action, name):
+    """OSD requests a connection sends for action(ioctx, name).
+
+    Counted in the client's message log (``debug ms = 1``), which is
+    whole once the connection is shut down.
+    """
+    import rados
+
+    log = os.path.join(workdir, 'rbd-requests-%s.log' % uuid.uuid4().hex)
+    conf = ceph.client_conf(store.cluster, log + '.conf',
+                            {'debug ms': '1', 'log file': log})
+    client = rados.Rados(conffile=conf, rados_id=store.cluster.user)
+    client.connect()
+    try:
+        with client.open_ioctx(store.cluster.pool) as ioctx:
+            action(ioctx, name)
+    finally:
+        client.shutdown()
+    with open(log) as lines:
+        return sum(' --> ' in line and ' osd_op(' in line for line in lines)
 
 
 class ThrottledS3Store:
@@ -634,7 +713,8 @@ def page_text(data, results_path):
         'cluster would. ``x pool 1``: images per second over the same '
         'scrubber and backend at pool 1. Upstream opens a RADOS connection '
         'per delete; this tree keeps one per store, shared by its workers, '
-        'and looks for clones and watchers through it before each delete.',
+        'and looks for clones and watchers through it before each delete.'
+        + _rbd_steps_text(data.get('rbd_steps')),
         '* **swift**: a Swift all-in-one with Keystone '
         '(``tools/backends/swift_cluster.py``), single tenant; objects of 4 '
         'KiB written by glance_store. glance_store alone (upstream) logs in '
@@ -677,6 +757,17 @@ def page_text(data, results_path):
     return '\n'.join(_folded(line) for line in lines)
 
 
+def _rbd_steps_text(steps):
+    if not steps:
+        return ''
+    return (' Besides the cluster\'s work, measured on %d images: the look '
+            'is %d OSD requests (opening the image read-only is most of '
+            'them), %.0f ms; a RADOS connection opened and shut down, which '
+            'upstream pays for every delete, %.0f ms.' % (
+                steps['images'], steps['look_requests'], steps['look_ms'],
+                steps['connection_ms']))
+
+
 def rendered_pages(data, results_path):
     """{page path: text} this tool makes from a results file."""
     return {RST_PATH: page_text(data, results_path)}
@@ -691,6 +782,7 @@ def figures(data):
     -vs-upstream and -of-ceiling: images per second over upstream's, or
     the plain client's, at the same pool; -throttled: the share of
     requests answered 503, the worst run (s3-throttled).
+    stores-rbd-look-ms, -look-requests and -connection-ms: rbd_steps().
     """
     results = data['results']
     named = {}
@@ -721,6 +813,11 @@ def figures(data):
         if result.get('throttled_share') is not None:
             named[name + '-throttled'] = '%.1f%%' % (
                 100 * result['throttled_share'])
+    steps = data.get('rbd_steps')
+    if steps:
+        named['stores-rbd-look-ms'] = '%.0f' % steps['look_ms']
+        named['stores-rbd-look-requests'] = '%d' % steps['look_requests']
+        named['stores-rbd-connection-ms'] = '%.0f' % steps['connection_ms']
     return named
 
 
@@ -794,12 +891,16 @@ def run_all(args):
     workdir = tempfile.mkdtemp(prefix='stores-bench-')
     print('work folder: %s' % workdir, flush=True)
     results = []
+    steps = None
     for group in args.groups:
         group_cells = [cell for cell in cells if cell.group == group]
         if not group_cells:
             continue
         store = STORES[group](workdir)
         try:
+            if group == 'rbd':
+                steps = rbd_steps(store, workdir)
+                print('rbd steps: %s' % json.dumps(steps), flush=True)
             for cell in group_cells:
                 started = time.monotonic()
                 results.append(run_cell(
@@ -814,7 +915,10 @@ def run_all(args):
             store.close()
     meta = dict(pages.machine(), runs=args.runs or (1 if args.quick else 3),
                 quick=args.quick)
-    return {'meta': meta, 'results': results}
+    data = {'meta': meta, 'results': results}
+    if steps:
+        data['rbd_steps'] = steps
+    return data
 
 
 def carry(data, path):
@@ -827,6 +931,8 @@ def carry(data, path):
               if any(r['group'] == group for r in kept)]
     data['results'] = sorted(data['results'] + kept,
                              key=lambda r: GROUPS.index(r['group']))
+    if 'rbd' in groups and 'rbd_steps' in earlier:
+        data['rbd_steps'] = earlier['rbd_steps']
     data['meta']['carried'] = {'from': os.path.basename(path),
                                'date': earlier['meta']['date'],
                                'groups': groups}
