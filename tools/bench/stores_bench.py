@@ -718,11 +718,9 @@ def page_text(data, results_path):
         '* **swift**: a Swift all-in-one with Keystone '
         '(``tools/backends/swift_cluster.py``), single tenant; objects of 4 '
         'KiB written by glance_store. glance_store alone (upstream) logs in '
-        'to Keystone for every delete; this tree\'s workers share '
-        'connections and their tokens, so a delete is a round trip to a '
-        'local Swift and each worker\'s first login was most of a pass '
-        '(before the workers shared one login): pools above 1 did not pay '
-        'on this loopback Swift.',
+        'to Keystone for every delete; this tree\'s workers share one '
+        'login, and a delete is a round trip to a local Swift: pools above '
+        '1 did not pay on this loopback Swift.',
         '* **swift-net**: the same Swift and Keystone, each behind a proxy '
         'adding 20 ms to every request, Keystone\'s catalog naming the '
         'proxied Swift; objects of 4 KiB, the first of each run segmented '
