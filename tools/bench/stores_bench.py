@@ -350,7 +350,7 @@ def rbd_steps(store, workdir):
                 looks.append(time.perf_counter() - started)
     finally:
         client.shutdown()
-    for _attempt in names:
+    for _connection in range(RBD_STEP_IMAGES):
         started = time.perf_counter()
         other = rados.Rados(conffile=store.client_conf,
                             rados_id=cluster.user)

@@ -289,6 +289,26 @@ def test_glance_store_names_the_backend_in_the_location_metadata(
 # --- (e) clone format 2 -----------------------------------------------------
 
 
+def _parent_of_a_v2_clone(database, config, ceph_cluster, glance_rbd,
+                          request):
+    """(pool of format-2 clones, parent URL, clone name): a due parent."""
+    ceph.use_rbd_store(config, ceph_cluster)
+    v2_pool = ceph_cluster.rbd_pool(clone_format=2)
+    request.addfinalizer(v2_pool.close)
+    [parent] = images_in(glance_rbd, 1)
+    url = only_url(parent)
+    child = v2_pool.clone(url, 'volume-%s' % uuid.uuid4().hex[:12])
+    seed.insert(database.engine, [parent])
+    return v2_pool, parent, url, child
+
+
+def check_kept_in_use(run, engine, v2_pool, parent, url):
+    check_clean_pass(run, found=1, in_use=1)
+    scenario.check_pending(engine, parent, ['pending_delete'])
+    assert v2_pool.read(url) == DATA
+    assert v2_pool.snapshots(url) == [ceph.SNAPSHOT]
+
+
 def test_a_parent_of_a_v2_clone_is_kept_until_the_clone_is_gone(
         database, config, ceph_cluster, glance_rbd, request):
     """In use, as with a clone of format 1; scrubbed once it is removed.
@@ -299,20 +319,12 @@ def test_a_parent_of_a_v2_clone_is_kept_until_the_clone_is_gone(
     there for good (nothing purges it without ceph-mgr's trash purge
     schedule). The scrubber looks for clones first.
     """
-    ceph.use_rbd_store(config, ceph_cluster)
-    v2_pool = ceph_cluster.rbd_pool(clone_format=2)
-    request.addfinalizer(v2_pool.close)
-    [parent] = images_in(glance_rbd, 1)
-    url = only_url(parent)
-    child = v2_pool.clone(url, 'volume-%s' % uuid.uuid4().hex[:12])
-    seed.insert(database.engine, [parent])
+    v2_pool, parent, url, child = _parent_of_a_v2_clone(
+        database, config, ceph_cluster, glance_rbd, request)
 
     run = fixtures.run_scrubber(config)
 
-    check_clean_pass(run, found=1, in_use=1)
-    scenario.check_pending(database.engine, parent, ['pending_delete'])
-    assert v2_pool.read(url) == DATA
-    assert v2_pool.snapshots(url) == [ceph.SNAPSHOT]
+    check_kept_in_use(run, database.engine, v2_pool, parent, url)
     assert not v2_pool.in_trash(url)
 
     v2_pool.remove_clone(child)
@@ -327,18 +339,10 @@ def test_a_parent_of_a_v2_clone_is_kept_until_the_clone_is_gone(
 def test_a_clone_in_the_trash_still_keeps_its_parent(
         database, config, ceph_cluster, glance_rbd, request):
     """A trashed clone still reads its parent's snapshot until purged."""
-    ceph.use_rbd_store(config, ceph_cluster)
-    v2_pool = ceph_cluster.rbd_pool(clone_format=2)
-    request.addfinalizer(v2_pool.close)
-    [parent] = images_in(glance_rbd, 1)
-    url = only_url(parent)
-    v2_pool.trash_clone(v2_pool.clone(url, 'volume-%s'
-                                      % uuid.uuid4().hex[:12]))
-    seed.insert(database.engine, [parent])
+    v2_pool, parent, url, child = _parent_of_a_v2_clone(
+        database, config, ceph_cluster, glance_rbd, request)
+    v2_pool.trash_clone(child)
 
     run = fixtures.run_scrubber(config)
 
-    check_clean_pass(run, found=1, in_use=1)
-    scenario.check_pending(database.engine, parent, ['pending_delete'])
-    assert v2_pool.read(url) == DATA
-    assert v2_pool.snapshots(url) == [ceph.SNAPSHOT]
+    check_kept_in_use(run, database.engine, v2_pool, parent, url)
