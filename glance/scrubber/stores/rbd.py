@@ -197,9 +197,8 @@ def _check_image(ioctx, name):
 
 
 def _clones(image):
-    # One listing for every snapshot, clones in the trash included: two
-    # OSD requests, where setting each snapshot and listing its children
-    # refreshed the image first.
+    # One listing for every snapshot, clones in the trash included (and
+    # clones of clones, which keep the data as much).
     return ['%s/%s' % (child['pool'], child['image'])
             for child in image.list_descendants()]
 

@@ -289,9 +289,13 @@ def test_glance_store_names_the_backend_in_the_location_metadata(
 # --- (e) clone format 2 -----------------------------------------------------
 
 
-def _parent_of_a_v2_clone(database, config, ceph_cluster, glance_rbd,
-                          request):
-    """(pool of format-2 clones, parent URL, clone name): a due parent."""
+def parent_of_a_v2_clone(database, config, ceph_cluster, glance_rbd,
+                         request):
+    """A due image with a format-2 clone.
+
+    :returns: (the pool making format-2 clones, the image, its URL, the
+        clone's name).
+    """
     ceph.use_rbd_store(config, ceph_cluster)
     v2_pool = ceph_cluster.rbd_pool(clone_format=2)
     request.addfinalizer(v2_pool.close)
@@ -319,7 +323,7 @@ def test_a_parent_of_a_v2_clone_is_kept_until_the_clone_is_gone(
     there for good (nothing purges it without ceph-mgr's trash purge
     schedule). The scrubber looks for clones first.
     """
-    v2_pool, parent, url, child = _parent_of_a_v2_clone(
+    v2_pool, parent, url, child = parent_of_a_v2_clone(
         database, config, ceph_cluster, glance_rbd, request)
 
     run = fixtures.run_scrubber(config)
@@ -339,7 +343,7 @@ def test_a_parent_of_a_v2_clone_is_kept_until_the_clone_is_gone(
 def test_a_clone_in_the_trash_still_keeps_its_parent(
         database, config, ceph_cluster, glance_rbd, request):
     """A trashed clone still reads its parent's snapshot until purged."""
-    v2_pool, parent, url, child = _parent_of_a_v2_clone(
+    v2_pool, parent, url, child = parent_of_a_v2_clone(
         database, config, ceph_cluster, glance_rbd, request)
     v2_pool.trash_clone(child)
 
